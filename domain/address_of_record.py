@@ -1,0 +1,235 @@
+"""The AddressOfRecord aggregate: one registration and its contact bindings (RFC 3680 5.1).
+
+Every command first validates against the bindings that are live at `now`, and only
+then records events, so a refused command leaves the aggregate untouched. Bindings that
+lapsed before `now` are recorded as `expired` (origin `expiry`) before the command's own
+events: a REGISTER that arrives after its binding lapsed creates a new binding rather
+than refreshing a dead one. Each contact event is checked against the contact machine,
+and the registration state follows from the bindings that remain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+from uuid import UUID
+
+from eventsourcing.domain import BaseAggregate
+
+from domain.aor import AorIdentity
+from domain.binding import Binding, ContactUpdate, RegisterRequest
+from domain.contact_machine import ACTIVE, CONTACT_MACHINE, INIT
+from domain.errors import InvalidRequest, OutOfOrderRequest, UnknownContact
+from domain.events import (
+    ContactCreated,
+    ContactDeactivated,
+    ContactEvent,
+    ContactExpired,
+    ContactProbation,
+    ContactRefreshed,
+    ContactRegistered,
+    ContactRejected,
+    ContactShortened,
+    ContactUnregistered,
+    RegistrationActivated,
+    RegistrationInitialized,
+    RegistrationTerminated,
+)
+from domain.registration_machine import REGISTRATION_MACHINE, TERMINATED
+from domain.uri import parse_uri
+
+EXPIRY_CAUSE = "binding lifetime ended"
+
+
+def at(now: float) -> datetime:
+    return datetime.fromtimestamp(now, timezone.utc)
+
+
+class AddressOfRecord(BaseAggregate[UUID]):
+    """Registration state and bindings of one AoR, changed only through RFC 3680 events."""
+
+    TOPIC = "pua_reginfo:AddressOfRecord"
+
+    def __init__(self, aor: str, key: str):
+        self.aor = aor
+        self.key = key
+        self.state = INIT
+        self.bindings: dict[str, Binding] = {}
+
+    @classmethod
+    def initialize(cls, identity: AorIdentity, now: float) -> AddressOfRecord:
+        return cls._create(
+            RegistrationInitialized,
+            id=identity.id,
+            aor=identity.uri,
+            key=identity.key,
+            timestamp=at(now),
+        )
+
+    # Queries -------------------------------------------------------------------------
+
+    def live_bindings(self, now: float) -> list[Binding]:
+        """Bindings not yet lapsed at `now`, highest q first (RFC 3261 16.6 ordering)."""
+        live = [b for b in self.bindings.values() if not b.is_due(now)]
+        return sorted(live, key=lambda b: (-(b.q if b.q is not None else 1.0), b.contact))
+
+    def find_binding(self, contact: str, now: float) -> Binding:
+        target = parse_uri(contact).comparison_key()
+        for binding in self.live_bindings(now):
+            if parse_uri(binding.contact).comparison_key() == target:
+                return binding
+        raise UnknownContact(f"{self.aor} has no active binding for {contact}")
+
+    # Commands ------------------------------------------------------------------------
+
+    def register(self, request: RegisterRequest, node: str, now: float) -> None:
+        """Apply a REGISTER's Contact list atomically (RFC 3261 10.3 steps 6-8)."""
+        live = {b.key: b for b in self.live_bindings(now)}
+        if request.wildcard:
+            if request.contacts:
+                raise InvalidRequest("Contact: * must be the only Contact of the REGISTER")
+            for binding in live.values():
+                self._check_order(binding, request)
+            updates: dict[str, ContactUpdate] = {}
+        else:
+            updates = {}
+            for update in request.contacts:
+                if update.expires < 0:
+                    raise InvalidRequest(f"negative expires for {update.uri}")
+                updates[update.key] = update
+            for key in updates.keys() & live.keys():
+                self._check_order(live[key], request)
+
+        self.expire(node, now)
+        cause = request.cause
+        if request.wildcard:
+            for binding in live.values():
+                self._contact(ContactUnregistered, binding.with_expires(now), "register", node, cause, now)
+        for key, update in updates.items():
+            existing = live.get(key)
+            if existing is None and update.expires == 0:
+                continue
+            if update.expires == 0:
+                self._contact(ContactUnregistered, existing.with_expires(now), "register", node, cause, now)
+                continue
+            binding = _binding_from(update, request, now, existing)
+            event = ContactRefreshed if existing else ContactRegistered
+            self._contact(event, binding, "register", node, cause, now)
+        self._settle("register", node, cause, now)
+
+    def expire(self, node: str, now: float) -> int:
+        """Record `expired` for every binding whose lifetime ended; returns how many."""
+        due = sorted((b for b in self.bindings.values() if b.is_due(now)), key=lambda b: b.expires)
+        for binding in due:
+            self._contact(ContactExpired, binding, "expiry", node, EXPIRY_CAUSE, now)
+        if due:
+            self._settle("expiry", node, EXPIRY_CAUSE, now)
+        return len(due)
+
+    def create_contact(
+        self, update: ContactUpdate, callid: str, node: str, cause: str, now: float
+    ) -> None:
+        """Administrative creation of a binding (event `created`)."""
+        if update.expires <= 0:
+            raise InvalidRequest("a created binding needs a positive expires")
+        key = update.key
+        live = {b.key: b for b in self.live_bindings(now)}
+        CONTACT_MACHINE.next_state(ACTIVE if key in live else INIT, ContactCreated.EVENT)
+        self.expire(node, now)
+        request = RegisterRequest(callid=callid, cseq=1)
+        binding = _binding_from(update, request, now, None)
+        self._contact(ContactCreated, binding, "admin", node, cause, now)
+        self._settle("admin", node, cause, now)
+
+    def shorten(self, contact: str, expires: int, node: str, cause: str, now: float) -> None:
+        """Bring a binding's expiry forward (event `shortened`), e.g. to force re-auth."""
+        binding = self.find_binding(contact, now)
+        if expires <= 0:
+            raise InvalidRequest("shorten needs a positive expires; deactivate ends a binding now")
+        if now + expires >= binding.expires:
+            raise InvalidRequest(
+                f"shorten to {expires} s would not shorten {binding.contact} "
+                f"({binding.remaining(now)} s left)"
+            )
+        self.expire(node, now)
+        self._contact(ContactShortened, binding.with_expires(now + expires), "admin", node, cause, now)
+
+    def deactivate(self, contact: str, node: str, cause: str, now: float) -> None:
+        """Remove a binding; the UA should re-register at once (event `deactivated`)."""
+        self._terminate(ContactDeactivated, contact, node, cause, now)
+
+    def reject(self, contact: str, node: str, cause: str, now: float) -> None:
+        """Remove a binding; the UA should not re-register (event `rejected`)."""
+        self._terminate(ContactRejected, contact, node, cause, now)
+
+    def probation(self, contact: str, retry_after: int, node: str, cause: str, now: float) -> None:
+        """Remove a binding; the UA may re-register after `retry_after` s (`probation`)."""
+        if retry_after < 0:
+            raise InvalidRequest("retry-after must not be negative")
+        self._terminate(ContactProbation, contact, node, cause, now, retry_after=retry_after)
+
+    # Internals -----------------------------------------------------------------------
+
+    def _terminate(self, event: type[ContactEvent], contact: str, node: str, cause: str,
+                   now: float, **extra: int) -> None:
+        binding = self.find_binding(contact, now)
+        self.expire(node, now)
+        self._contact(event, binding.with_expires(now), "admin", node, cause, now, **extra)
+        self._settle("admin", node, cause, now)
+
+    @staticmethod
+    def _check_order(binding: Binding, request: RegisterRequest) -> None:
+        if binding.callid == request.callid and request.cseq <= binding.cseq:
+            raise OutOfOrderRequest(
+                f"CSeq {request.cseq} is not above {binding.cseq} for Call-ID "
+                f"{request.callid} (binding {binding.contact})"
+            )
+
+    def _contact(self, event: type[ContactEvent], binding: Binding, origin: str, node: str,
+                 cause: str, now: float, **extra: int) -> None:
+        state = ACTIVE if binding.key in self.bindings else INIT
+        CONTACT_MACHINE.next_state(state, event.EVENT)
+        self.trigger_event(event, aor=self.aor, binding=binding, origin=origin, node=node,
+                           cause=cause, timestamp=at(now), **extra)
+
+    def _settle(self, origin: str, node: str, cause: str, now: float) -> None:
+        """Move the registration machine to match the bindings that remain."""
+        if self.bindings and self.state != ACTIVE:
+            state = self.state
+            if state == TERMINATED:
+                state = REGISTRATION_MACHINE.next_state(state, "reset")
+            REGISTRATION_MACHINE.next_state(state, "activated")
+            event: type = RegistrationActivated
+        elif not self.bindings and self.state == ACTIVE:
+            REGISTRATION_MACHINE.next_state(self.state, "terminated")
+            event = RegistrationTerminated
+        else:
+            return
+        self.trigger_event(event, aor=self.aor, origin=origin, node=node, cause=cause,
+                           timestamp=at(now))
+
+
+def _binding_from(update: ContactUpdate, request: RegisterRequest, now: float,
+                  existing: Binding | None) -> Binding:
+    binding = Binding(
+        contact=update.uri,
+        expires=now + update.expires,
+        callid=request.callid,
+        cseq=request.cseq,
+        registered_at=existing.registered_at if existing else now,
+        q=update.q,
+        received=request.received,
+        path=request.path,
+        user_agent=request.user_agent,
+        instance=update.instance,
+        reg_id=update.reg_id,
+        methods=update.methods,
+        flags=update.flags,
+        cflags=update.cflags,
+        socket=request.socket,
+        display_name=update.display_name,
+        params=update.params,
+        key=update.key,
+    )
+    return binding if existing is None else replace(binding, key=existing.key)
+

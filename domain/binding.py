@@ -1,0 +1,95 @@
+"""A contact binding of an AoR and the binding key that identifies it (RFC 3261 10.3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from domain.uri import parse_uri
+
+Params = tuple[tuple[str, "str | None"], ...]
+
+
+def binding_key(contact: str, instance: str | None = None, reg_id: int | None = None) -> str:
+    """Identity of a binding within its AoR.
+
+    RFC 5626 keys an outbound flow by (+sip.instance, reg-id) and RFC 5627 a GRUU binding
+    by +sip.instance; otherwise the contact URI under RFC 3261 19.1.4 comparison.
+    """
+    if instance:
+        return f"instance|{instance}|{'' if reg_id is None else reg_id}"
+    return "uri|" + parse_uri(contact).comparison_key()
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Everything known of one binding; `expires` and `registered_at` are Unix seconds."""
+
+    contact: str
+    expires: float
+    callid: str
+    cseq: int
+    registered_at: float
+    q: float | None = None
+    received: str | None = None
+    path: tuple[str, ...] = ()
+    user_agent: str | None = None
+    instance: str | None = None
+    reg_id: int | None = None
+    methods: tuple[str, ...] = ()
+    flags: int = 0
+    cflags: int = 0
+    socket: str | None = None
+    display_name: str | None = None
+    params: Params = ()
+    key: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", binding_key(self.contact, self.instance, self.reg_id))
+
+    def is_due(self, now: float) -> bool:
+        return self.expires <= now
+
+    def remaining(self, now: float) -> int:
+        return max(0, int(self.expires - now + 0.5))
+
+    def with_expires(self, expires: float) -> Binding:
+        return replace(self, expires=expires)
+
+
+@dataclass(frozen=True)
+class ContactUpdate:
+    """One Contact of a REGISTER, its expiry already resolved (0 removes the binding)."""
+
+    uri: str
+    expires: int
+    q: float | None = None
+    instance: str | None = None
+    reg_id: int | None = None
+    methods: tuple[str, ...] = ()
+    display_name: str | None = None
+    params: Params = ()
+    flags: int = 0
+    cflags: int = 0
+
+    @property
+    def key(self) -> str:
+        return binding_key(self.uri, self.instance, self.reg_id)
+
+
+@dataclass(frozen=True)
+class RegisterRequest:
+    """The binding-relevant content of a REGISTER (RFC 3261 10.3)."""
+
+    callid: str
+    cseq: int
+    contacts: tuple[ContactUpdate, ...] = ()
+    wildcard: bool = False
+    received: str | None = None
+    path: tuple[str, ...] = ()
+    user_agent: str | None = None
+    socket: str | None = None
+
+    @property
+    def cause(self) -> str:
+        return f"REGISTER call-id={self.callid} cseq={self.cseq}"

@@ -1,0 +1,150 @@
+"""Domain events of an AddressOfRecord, named after RFC 3680 section 5.1 transitions.
+
+Every event carries the AoR, its origin (`register`, `notify`, `expiry`, `admin`), the
+node that decided it and the cause (the REGISTER's Call-ID/CSeq, the NOTIFY's
+subscription and version, the timer or the admin command). Each class has an explicit,
+stable TOPIC so that renaming Python code never orphans stored events.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from eventsourcing.domain import AggregateCreated, AggregateEvent, Snapshot
+from eventsourcing.utils import register_topic
+
+from domain.binding import Binding
+
+if TYPE_CHECKING:
+    from domain.address_of_record import AddressOfRecord
+
+ORIGINS = ("register", "notify", "expiry", "admin")
+
+
+class RegistrationInitialized(AggregateCreated):
+    """A registration record exists for the AoR (registration state `init`)."""
+
+    TOPIC = "pua_reginfo:RegistrationInitialized"
+    aor: str
+    key: str
+
+
+class RegistrationEvent(AggregateEvent):
+    aor: str
+    origin: str
+    node: str
+    cause: str
+    STATE: ClassVar[str] = ""
+
+    def apply(self, aggregate: AddressOfRecord) -> None:
+        aggregate.state = self.STATE
+
+
+class RegistrationActivated(RegistrationEvent):
+    """init -> active: the first binding became active."""
+
+    TOPIC = "pua_reginfo:RegistrationActivated"
+    STATE = "active"
+
+
+class RegistrationTerminated(RegistrationEvent):
+    """active -> terminated: the last binding ended."""
+
+    TOPIC = "pua_reginfo:RegistrationTerminated"
+    STATE = "terminated"
+
+
+class ContactEvent(AggregateEvent):
+    aor: str
+    binding: Binding
+    origin: str
+    node: str
+    cause: str
+    EVENT: ClassVar[str] = ""
+    TERMINATES: ClassVar[bool] = False
+
+    def apply(self, aggregate: AddressOfRecord) -> None:
+        if self.TERMINATES:
+            aggregate.bindings.pop(self.binding.key, None)
+        else:
+            aggregate.bindings[self.binding.key] = self.binding
+
+
+class ContactRegistered(ContactEvent):
+    TOPIC = "pua_reginfo:ContactRegistered"
+    EVENT = "registered"
+
+
+class ContactCreated(ContactEvent):
+    TOPIC = "pua_reginfo:ContactCreated"
+    EVENT = "created"
+
+
+class ContactRefreshed(ContactEvent):
+    TOPIC = "pua_reginfo:ContactRefreshed"
+    EVENT = "refreshed"
+
+
+class ContactShortened(ContactEvent):
+    TOPIC = "pua_reginfo:ContactShortened"
+    EVENT = "shortened"
+
+
+class ContactExpired(ContactEvent):
+    TOPIC = "pua_reginfo:ContactExpired"
+    EVENT = "expired"
+    TERMINATES = True
+
+
+class ContactDeactivated(ContactEvent):
+    TOPIC = "pua_reginfo:ContactDeactivated"
+    EVENT = "deactivated"
+    TERMINATES = True
+
+
+class ContactProbation(ContactEvent):
+    TOPIC = "pua_reginfo:ContactProbation"
+    EVENT = "probation"
+    TERMINATES = True
+    retry_after: int
+
+
+class ContactUnregistered(ContactEvent):
+    TOPIC = "pua_reginfo:ContactUnregistered"
+    EVENT = "unregistered"
+    TERMINATES = True
+
+
+class ContactRejected(ContactEvent):
+    TOPIC = "pua_reginfo:ContactRejected"
+    EVENT = "rejected"
+    TERMINATES = True
+
+
+class AddressOfRecordSnapshot(Snapshot):
+    TOPIC = "pua_reginfo:AddressOfRecordSnapshot"
+
+
+CONTACT_EVENTS: dict[str, type[ContactEvent]] = {
+    cls.EVENT: cls
+    for cls in (
+        ContactRegistered,
+        ContactCreated,
+        ContactRefreshed,
+        ContactShortened,
+        ContactExpired,
+        ContactDeactivated,
+        ContactProbation,
+        ContactUnregistered,
+        ContactRejected,
+    )
+}
+
+for _cls in (
+    RegistrationInitialized,
+    RegistrationActivated,
+    RegistrationTerminated,
+    AddressOfRecordSnapshot,
+    *CONTACT_EVENTS.values(),
+):
+    register_topic(_cls.TOPIC, _cls)
