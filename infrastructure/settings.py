@@ -1,0 +1,257 @@
+"""Settings: defaults, then a TOML file, then `PUA_REGINFO_<SECTION>_<KEY>` env, then flags.
+
+Sections and keys mirror the pua_reginfo, usrloc and registrar module parameters. Unknown
+sections or keys, wrong types and inconsistent values are refused with one clear line
+(a typo in a config file must never be silently ignored).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from domain import AorPolicy, InvalidUri, PuaReginfoError, parse_uri
+
+ENV_PREFIX = "PUA_REGINFO_"
+DEFAULT_STORE_URL = "sqlite:///./pua-reginfo.db"
+
+
+class SettingsError(PuaReginfoError):
+    """Settings that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ReginfoSettings:
+    default_domain: str | None = None
+    publish_reginfo: bool = True
+    outbound_proxy: str | None = None
+    server_address: str | None = None
+
+
+@dataclass(frozen=True)
+class UsrlocSettings:
+    use_domain: bool = False
+    case_sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    mode: str = "rfc"
+    accept_unsolicited_notify: bool = False
+    reply_code: int = 200
+
+
+@dataclass(frozen=True)
+class RegistrarSettings:
+    domains: tuple[str, ...] = ()
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    trusted: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+
+
+@dataclass(frozen=True)
+class ListenSettings:
+    udp: tuple[str, ...] = ("127.0.0.1:5060",)
+    tcp: tuple[str, ...] = ("127.0.0.1:5060",)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    url: str = DEFAULT_STORE_URL
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    id: str = field(default_factory=socket.gethostname)
+
+
+@dataclass(frozen=True)
+class SubscribeSettings:
+    uri: str
+    expires: int = 3761
+
+
+@dataclass(frozen=True)
+class Settings:
+    reginfo: ReginfoSettings = ReginfoSettings()
+    usrloc: UsrlocSettings = UsrlocSettings()
+    notify: NotifySettings = NotifySettings()
+    registrar: RegistrarSettings = RegistrarSettings()
+    security: SecuritySettings = SecuritySettings()
+    listen: ListenSettings = ListenSettings()
+    store: StoreSettings = StoreSettings()
+    node: NodeSettings = field(default_factory=NodeSettings)
+    subscribe: tuple[SubscribeSettings, ...] = ()
+
+    @property
+    def aor_policy(self) -> AorPolicy:
+        return AorPolicy(
+            use_domain=self.usrloc.use_domain,
+            case_sensitive=self.usrloc.case_sensitive,
+            default_domain=self.reginfo.default_domain,
+        )
+
+
+_SECTION_CLASSES = {
+    "reginfo": ReginfoSettings,
+    "usrloc": UsrlocSettings,
+    "notify": NotifySettings,
+    "registrar": RegistrarSettings,
+    "security": SecuritySettings,
+    "listen": ListenSettings,
+    "store": StoreSettings,
+    "node": NodeSettings,
+}
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Build validated Settings from a TOML file, the environment and explicit overrides."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        data = _read_toml(Path(config_file))
+    raw: dict[str, dict[str, Any]] = {}
+    for name, value in data.items():
+        if name == "subscribe":
+            continue
+        if name not in _SECTION_CLASSES:
+            raise SettingsError(f"unknown settings section [{name}]")
+        if not isinstance(value, dict):
+            raise SettingsError(f"[{name}] must be a table")
+        raw[name] = dict(value)
+    for (section, key), value in _from_env(env).items():
+        raw.setdefault(section, {})[key] = value
+    for section, values in (overrides or {}).items():
+        for key, value in values.items():
+            if value is not None:
+                raw.setdefault(section, {})[key] = value
+    sections = {name: _build_section(name, raw.get(name, {})) for name in _SECTION_CLASSES}
+    settings = Settings(**sections, subscribe=_subscriptions(data.get("subscribe", [])))
+    _validate(settings)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except OSError as error:
+        raise SettingsError(f"cannot read config file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def _from_env(env: Mapping[str, str] | None) -> dict[tuple[str, str], str]:
+    found = {}
+    for name, value in (env or {}).items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section = next((s for s in _SECTION_CLASSES if rest.startswith(s + "_")), None)
+        if section is None:
+            continue
+        found[(section, rest[len(section) + 1 :])] = value
+    return found
+
+
+def _build_section(name: str, values: dict[str, Any]) -> Any:
+    cls = _SECTION_CLASSES[name]
+    known = {f.name: f for f in fields(cls)}
+    converted = {}
+    for key, value in values.items():
+        if key not in known:
+            raise SettingsError(f"unknown setting [{name}] {key}")
+        converted[key] = _convert(f"[{name}] {key}", known[key].type, value)
+    return replace(cls(), **converted)
+
+
+def _convert(label: str, kind: Any, value: Any) -> Any:
+    kind = str(kind)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{label} must be true or false, not {value!r}")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise SettingsError(f"{label} must be a whole number, not {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{label} must be a whole number, not {value!r}") from None
+    if kind.startswith("tuple"):
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise SettingsError(f"{label} must be a list of strings")
+        return tuple(str(item).strip() for item in items if str(item).strip())
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SettingsError(f"{label} must be a string, not {value!r}")
+    return value.strip() or None if "None" in kind else value.strip()
+
+
+def _subscriptions(items: Any) -> tuple[SubscribeSettings, ...]:
+    if not isinstance(items, list):
+        raise SettingsError("[[subscribe]] must be an array of tables")
+    result = []
+    for item in items:
+        if not isinstance(item, dict) or "uri" not in item:
+            raise SettingsError("every [[subscribe]] needs a uri")
+        unknown = set(item) - {"uri", "expires"}
+        if unknown:
+            raise SettingsError(f"unknown setting [[subscribe]] {sorted(unknown)[0]}")
+        expires = _convert("[[subscribe]] expires", "int", item.get("expires", 3761))
+        result.append(SubscribeSettings(str(item["uri"]), expires))
+    return tuple(result)
+
+
+def _validate(settings: Settings) -> None:
+    if settings.notify.mode not in ("rfc", "kamailio"):
+        raise SettingsError(f"[notify] mode must be 'rfc' or 'kamailio', not {settings.notify.mode!r}")
+    if settings.notify.reply_code not in (200, 202):
+        raise SettingsError("[notify] reply_code must be 200 or 202")
+    reg = settings.registrar
+    if not 0 < reg.min_expires <= reg.default_expires <= reg.max_expires:
+        raise SettingsError(
+            "[registrar] needs 0 < min_expires <= default_expires <= max_expires "
+            f"(have {reg.min_expires}, {reg.default_expires}, {reg.max_expires})"
+        )
+    for network in settings.security.trusted:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise SettingsError(f"[security] trusted: {network!r} is not a network") from None
+    for label, uri in (
+        ("[reginfo] outbound_proxy", settings.reginfo.outbound_proxy),
+        ("[reginfo] server_address", settings.reginfo.server_address),
+        *(("[[subscribe]] uri", s.uri) for s in settings.subscribe),
+    ):
+        if uri is not None:
+            try:
+                parse_uri(uri)
+            except InvalidUri as error:
+                raise SettingsError(f"{label}: {error}") from None
+    for sub in settings.subscribe:
+        if sub.expires <= 0:
+            raise SettingsError("[[subscribe]] expires must be positive")
+    if not settings.node.id:
+        raise SettingsError("[node] id must not be empty")

@@ -1,0 +1,6 @@
+"""Projections over the registration ledger: tracked, exactly-once, resumable, rebuildable."""
+
+from projections.catch_up import catch_up, position
+from projections.usrloc import LocationRow, LocationView, UsrlocProjection
+
+__all__ = ["LocationRow", "LocationView", "UsrlocProjection", "catch_up", "position"]

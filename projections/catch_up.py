@@ -1,0 +1,49 @@
+"""Bring a tracked projection up to the end of the application's notification log.
+
+Notifications are read in large batches straight from the recorder (the notification
+log API caps a page at 10), turned back into domain events, and handed to the projection
+together with the tracking position of the batch's last notification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Tracking, TrackingRecorder
+
+BATCH_SIZE = 1000
+
+
+class TrackedProjection(Protocol):
+    name: str
+    view: TrackingRecorder
+
+    def process(self, events: list[Any], tracking: Tracking) -> None: ...
+
+
+def position(app: Application[Any], projection: TrackedProjection) -> int:
+    return projection.view.max_tracking_id(app.name) or 0
+
+
+def catch_up(
+    app: Application[Any],
+    projection: TrackedProjection,
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Apply every notification after the projection's position; returns how many."""
+    done = 0
+    start = position(app, projection) + 1
+    while True:
+        notifications = app.recorder.select_notifications(start, limit=batch_size)
+        if not notifications:
+            return done
+        events = [app.mapper.to_domain_event(n) for n in notifications]
+        last = notifications[-1].id
+        projection.process(events, Tracking(app.name, last))
+        done += len(notifications)
+        start = last + 1
+        if progress is not None:
+            progress(len(notifications))
