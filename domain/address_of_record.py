@@ -19,7 +19,7 @@ from eventsourcing.domain import BaseAggregate
 from domain.aor import AorIdentity
 from domain.binding import Binding, ContactUpdate, RegisterRequest
 from domain.contact_machine import ACTIVE, CONTACT_MACHINE, INIT
-from domain.errors import InvalidRequest, OutOfOrderRequest, UnknownContact
+from domain.errors import IllegalTransition, InvalidRequest, OutOfOrderRequest, UnknownContact
 from domain.events import (
     ContactCreated,
     ContactDeactivated,
@@ -50,19 +50,24 @@ class AddressOfRecord(BaseAggregate[UUID]):
 
     TOPIC = "pua_reginfo:AddressOfRecord"
 
-    def __init__(self, aor: str, key: str):
+    def __init__(self, aor: str, key: str, origin: str, node: str, cause: str):
+        # origin, node and cause stay in the RegistrationInitialized event (the audit trail).
         self.aor = aor
         self.key = key
         self.state = INIT
         self.bindings: dict[str, Binding] = {}
 
     @classmethod
-    def initialize(cls, identity: AorIdentity, now: float) -> AddressOfRecord:
+    def initialize(cls, identity: AorIdentity, origin: str, node: str, cause: str,
+                   now: float) -> AddressOfRecord:
         return cls._create(
             RegistrationInitialized,
             id=identity.id,
             aor=identity.uri,
             key=identity.key,
+            origin=origin,
+            node=node,
+            cause=cause,
             timestamp=at(now),
         )
 
@@ -134,7 +139,11 @@ class AddressOfRecord(BaseAggregate[UUID]):
             raise InvalidRequest("a created binding needs a positive expires")
         key = update.key
         live = {b.key: b for b in self.live_bindings(now)}
-        CONTACT_MACHINE.next_state(ACTIVE if key in live else INIT, ContactCreated.EVENT)
+        if key in live:
+            raise IllegalTransition(
+                f"{update.uri} is already bound to {self.aor}: 'created' applies only to a "
+                "new binding (contact machine: no 'created' from 'active')"
+            )
         self.expire(node, now)
         request = RegisterRequest(callid=callid, cseq=1)
         binding = _binding_from(update, request, now, None)

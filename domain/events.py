@@ -27,6 +27,9 @@ class RegistrationInitialized(AggregateCreated):
     TOPIC = "pua_reginfo:RegistrationInitialized"
     aor: str
     key: str
+    origin: str
+    node: str
+    cause: str
 
 
 class RegistrationEvent(AggregateEvent):

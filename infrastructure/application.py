@@ -8,7 +8,6 @@ the latest history.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -64,23 +63,12 @@ class Registrations(Application[UUID]):
         identity = self.get_aor(aor)
         return list(self.repository.event_store.get(identity.id))
 
-    def state_at(self, aor: str, when: datetime) -> AddressOfRecord | None:
-        """The AoR as its recorded history stood at `when` (None before its first event)."""
-        aggregate = self.get_aor(aor)
-        version = None
-        for stored in self.repository.event_store.get(aggregate.id):
-            if stored.timestamp > when:
-                break
-            version = stored.originator_version
-        if version is None:
-            return None
-        return self.repository.get(aggregate.id, version=version)
-
     # Commands ------------------------------------------------------------------------
 
     def register(self, aor: str, request: RegisterRequest, now: float) -> list[Binding]:
         """Apply a REGISTER; returns the AoR's live bindings afterwards."""
-        aggregate = self._change(aor, lambda a: a.register(request, self.node, now), now, create=True)
+        aggregate = self._change(aor, lambda a: a.register(request, self.node, now), now,
+                                 create=("register", request.cause))
         return aggregate.live_bindings(now)
 
     def expire(self, aor_ids: Sequence[UUID], now: float) -> int:
@@ -104,7 +92,8 @@ class Registrations(Application[UUID]):
     def create_contact(self, aor: str, update: ContactUpdate, callid: str, cause: str,
                        now: float) -> AddressOfRecord:
         return self._change(
-            aor, lambda a: a.create_contact(update, callid, self.node, cause, now), now, create=True
+            aor, lambda a: a.create_contact(update, callid, self.node, cause, now), now,
+            create=("admin", cause),
         )
 
     def shorten(self, aor: str, contact: str, expires: int, cause: str, now: float) -> AddressOfRecord:
@@ -123,15 +112,17 @@ class Registrations(Application[UUID]):
         )
 
     def _change(self, aor: str, command: Callable[[AddressOfRecord], None], now: float,
-                create: bool = False) -> AddressOfRecord:
+                create: tuple[str, str] | None = None) -> AddressOfRecord:
+        """Load the AoR (or start it, if `create` gives origin and cause), command, save."""
         identity = self.identify(aor)
         for attempt in range(CONFLICT_RETRIES):
             try:
                 aggregate = self.repository.get(identity.id)
             except AggregateNotFoundError:
-                if not create:
+                if create is None:
                     raise UnknownAddressOfRecord(f"no registration for {identity.uri}") from None
-                aggregate = AddressOfRecord.initialize(identity, now)
+                origin, cause = create
+                aggregate = AddressOfRecord.initialize(identity, origin, self.node, cause, now)
             command(aggregate)
             try:
                 self.save(aggregate)

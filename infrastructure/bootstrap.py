@@ -16,7 +16,7 @@ from eventsourcing.persistence import PersistenceError
 from infrastructure.application import Registrations
 from infrastructure.clock import Clock, SystemClock
 from infrastructure.settings import Settings
-from infrastructure.store import StoreError, StoreUrl
+from infrastructure.store import StoreError, StoreUrl, probe
 from projections import LocationView, UsrlocProjection, catch_up
 
 
@@ -53,6 +53,7 @@ class Service:
 
 def open_service(settings: Settings, clock: Clock | None = None, catch_up_views: bool = True) -> Service:
     store = StoreUrl.parse(settings.store.url)
+    probe(store)
     try:
         app = Registrations(store.env, settings.aor_policy, settings.node.id)
         view = LocationView(app.factory.datastore)

@@ -78,6 +78,27 @@ class StoreUrl:
         return cls("postgresql", env, _hide(url))
 
 
+def probe(store: StoreUrl) -> None:
+    """Fail fast with the server's own reason when a PostgreSQL store cannot be reached."""
+    if store.kind != "postgresql":
+        return
+    import psycopg
+
+    env = store.env
+    try:
+        connection = psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+        )
+    except psycopg.Error as error:
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        reason = lines[0].strip() if lines else type(error).__name__
+        reason = reason.removeprefix("connection failed: ").replace("FATAL:  ", "")
+        raise StoreError(f"cannot open store {store.display}: {reason}") from None
+    connection.close()
+
+
 def _hide(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:

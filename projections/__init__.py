@@ -1,6 +1,6 @@
 """Projections over the registration ledger: tracked, exactly-once, resumable, rebuildable."""
 
 from projections.catch_up import catch_up, position
-from projections.usrloc import LocationRow, LocationView, UsrlocProjection
+from projections.usrloc import LocationRow, LocationView, UsrlocProjection, rows_at
 
-__all__ = ["LocationRow", "LocationView", "UsrlocProjection", "catch_up", "position"]
+__all__ = ["LocationRow", "LocationView", "UsrlocProjection", "catch_up", "position", "rows_at"]

@@ -1,0 +1,65 @@
+"""`pua-reginfo`: the command line (DESIGN section 5).
+
+Every failure is one line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from eventsourcing.persistence import PersistenceError
+
+from domain import PuaReginfoError
+from infrastructure.cli.contact import contact, expire
+from infrastructure.cli.maintenance import rebuild
+from infrastructure.cli.reads import audit, query
+
+
+class ErrorReportingGroup(click.Group):
+    """Turns every error of a subcommand into one clear line on stderr."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except PuaReginfoError as error:
+            _fail(ctx, str(error))
+        except PersistenceError as error:
+            _fail(ctx, f"store error: {_first_line(error)}")
+        except KeyboardInterrupt:
+            _fail(ctx, "interrupted", status=130)
+        except Exception as error:  # the promise is: never a traceback
+            _fail(ctx, f"internal error: {type(error).__name__}: {_first_line(error)}", status=70)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _fail(ctx: click.Context, message: str, status: int = 1) -> None:
+    click.echo(f"pua-reginfo: error: {message}", err=True)
+    ctx.exit(status)
+
+
+@click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pua-reginfo")
+def cli() -> None:
+    """RFC 3680 reg event service: registrations as an event-sourced ledger.
+
+    The store defaults to the embedded SQLite file ./pua-reginfo.db; pass
+    --store postgresql://user@host:5432/db for a shared PostgreSQL store.
+    """
+
+
+cli.add_command(query)
+cli.add_command(audit)
+cli.add_command(rebuild)
+cli.add_command(contact)
+cli.add_command(expire)
+
+
+def main() -> None:
+    sys.exit(cli.main(prog_name="pua-reginfo", standalone_mode=True))

@@ -1,0 +1,99 @@
+"""Administrative commands of RFC 3680: create, shorten, deactivate, probation, reject; expire."""
+
+from __future__ import annotations
+
+import uuid
+
+import click
+
+from domain import ContactUpdate, parse_uri
+from infrastructure.cli.options import service_from, store_options
+
+POSITIVE = click.IntRange(min=1)
+
+
+def _cause(action: str) -> str:
+    return f"admin: contact {action}"
+
+
+@click.group()
+def contact() -> None:
+    """Administrative changes to one binding (RFC 3680 contact events)."""
+
+
+@contact.command("add")
+@click.argument("aor")
+@click.argument("contact_uri", metavar="CONTACT")
+@click.option("--expires", type=POSITIVE, required=True, help="Lifetime in seconds.")
+@click.option("--q", type=click.FloatRange(0.0, 1.0), help="Priority, 0 to 1.")
+@store_options
+def add(aor: str, contact_uri: str, expires: int, q: float | None, store_url: str | None,
+        config_file: str | None) -> None:
+    """Create a binding for AOR (event `created`)."""
+    parse_uri(contact_uri)
+    update = ContactUpdate(uri=contact_uri, expires=expires, q=q)
+    with service_from(store_url, config_file) as service:
+        callid = f"admin-{uuid.uuid4()}"
+        record = service.app.create_contact(aor, update, callid, _cause("add"), service.clock.now())
+        service.catch_up()
+        click.echo(f"created {contact_uri} on {record.aor}, expires in {expires} s")
+
+
+@contact.command("shorten")
+@click.argument("aor")
+@click.argument("contact_uri", metavar="CONTACT")
+@click.option("--expires", type=POSITIVE, required=True, help="New lifetime in seconds.")
+@store_options
+def shorten(aor: str, contact_uri: str, expires: int, store_url: str | None,
+            config_file: str | None) -> None:
+    """Bring a binding's expiry forward (event `shortened`)."""
+    with service_from(store_url, config_file) as service:
+        record = service.app.shorten(aor, contact_uri, expires, _cause("shorten"), service.clock.now())
+        service.catch_up()
+        click.echo(f"shortened {contact_uri} on {record.aor} to {expires} s")
+
+
+def _terminating(action: str, past: str, doc: str) -> click.Command:
+    @click.argument("aor")
+    @click.argument("contact_uri", metavar="CONTACT")
+    @store_options
+    def command(aor: str, contact_uri: str, store_url: str | None, config_file: str | None) -> None:
+        with service_from(store_url, config_file) as service:
+            method = getattr(service.app, action)
+            record = method(aor, contact_uri, _cause(action), service.clock.now())
+            service.catch_up()
+            click.echo(f"{past} {contact_uri} on {record.aor}")
+
+    command.__doc__ = doc
+    return contact.command(action)(command)
+
+
+_terminating("deactivate", "deactivated",
+             "Remove a binding; the UA should re-register now (event `deactivated`).")
+_terminating("reject", "rejected",
+             "Remove a binding; the UA should not re-register (event `rejected`).")
+
+
+@contact.command("probation")
+@click.argument("aor")
+@click.argument("contact_uri", metavar="CONTACT")
+@click.option("--retry-after", type=click.IntRange(min=0), required=True,
+              help="Seconds before the UA may re-register.")
+@store_options
+def probation(aor: str, contact_uri: str, retry_after: int, store_url: str | None,
+              config_file: str | None) -> None:
+    """Remove a binding; the UA may re-register after --retry-after (event `probation`)."""
+    with service_from(store_url, config_file) as service:
+        record = service.app.probation(aor, contact_uri, retry_after, _cause("probation"),
+                                       service.clock.now())
+        service.catch_up()
+        click.echo(f"probation for {contact_uri} on {record.aor}, retry after {retry_after} s")
+
+
+@click.command()
+@store_options
+def expire(store_url: str | None, config_file: str | None) -> None:
+    """Record `expired` for every binding whose lifetime has ended."""
+    with service_from(store_url, config_file) as service:
+        count = service.expire_due()
+        click.echo(f"expired {count} binding(s)")

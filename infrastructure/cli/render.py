@@ -1,0 +1,82 @@
+"""Output of the CLI: JSON for machines, rich tables for people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from domain import ContactEvent, RegistrationEvent, RegistrationInitialized
+from infrastructure.timeparse import iso
+from projections import LocationRow
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def audit_entry(event: Any) -> dict[str, Any]:
+    """One audit line: time, version, event, contact, origin, cause, node."""
+    entry = {
+        "time": iso(event.timestamp),
+        "version": event.originator_version,
+        "event": event_name(event),
+        "contact": None,
+        "origin": None,
+        "cause": None,
+        "node": None,
+    }
+    if isinstance(event, (ContactEvent, RegistrationEvent, RegistrationInitialized)):
+        entry.update(origin=event.origin, cause=event.cause, node=event.node)
+    if isinstance(event, ContactEvent):
+        entry["contact"] = event.binding.contact
+        entry["expires"] = int(round(event.binding.expires))
+        if hasattr(event, "retry_after"):
+            entry["retry_after"] = event.retry_after
+    return entry
+
+
+def event_name(event: Any) -> str:
+    if isinstance(event, ContactEvent):
+        return event.EVENT
+    if isinstance(event, RegistrationInitialized):
+        return "registration.init"
+    if isinstance(event, RegistrationEvent):
+        return "registration." + event.STATE
+    return type(event).__name__
+
+
+def bindings_table(rows: Sequence[LocationRow], now: float, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("AoR", "Contact", "Expires", "q", "Call-ID", "CSeq", "Event", "Origin"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.aor,
+            row.contact,
+            f"{max(0, int(round(row.expires - now)))} s",
+            "" if row.q is None else f"{row.q:g}",
+            row.callid,
+            str(row.cseq),
+            row.event,
+            row.origin,
+        )
+    _console().print(table)
+
+
+def audit_table(entries: Iterable[dict[str, Any]], title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("Time", "Ver", "Event", "Contact", "Origin", "Cause", "Node"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        table.add_row(e["time"], str(e["version"]), e["event"], e["contact"] or "",
+                      e["origin"] or "", e["cause"] or "", e["node"] or "")
+    _console().print(table)
+
+
+def _console() -> Console:
+    return Console(width=None if click.get_text_stream("stdout").isatty() else 200)

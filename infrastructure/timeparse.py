@@ -1,0 +1,30 @@
+"""TIME arguments: ISO-8601 (`2026-11-26T12:00:00Z`, naive means UTC) or Unix seconds."""
+
+from datetime import datetime, timezone
+
+from domain import PuaReginfoError
+
+
+class TimeFormatError(PuaReginfoError):
+    pass
+
+
+def parse_time(text: str) -> datetime:
+    text = text.strip()
+    try:
+        return datetime.fromtimestamp(float(text), timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise TimeFormatError(
+            f"bad time {text!r}: use ISO-8601 (2026-11-26T12:00:00Z) or Unix seconds"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,26 @@
+"""Point-in-time location rows, replayed from one AoR's events (audit `--at`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from domain import ContactEvent
+from projections.usrloc.row import LocationRow
+
+
+def rows_at(events: Iterable[Any], when: datetime) -> list[LocationRow]:
+    """The AoR's bindings as they stood at `when`: recorded, and not lapsed by then."""
+    rows: dict[str, LocationRow] = {}
+    for event in events:
+        if event.timestamp > when:
+            break
+        if isinstance(event, ContactEvent):
+            if event.TERMINATES:
+                rows.pop(event.binding.key, None)
+            else:
+                rows[event.binding.key] = LocationRow.from_event(event)
+    moment = when.timestamp()
+    live = [row for row in rows.values() if row.expires > moment]
+    return sorted(live, key=lambda r: (-(r.q if r.q is not None else 1.0), r.contact))
