@@ -1,0 +1,168 @@
+"""The `pua-reginfo` command line: contract of DESIGN section 5, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from infrastructure.cli import cli
+
+QUERY_KEYS = {"aor", "contact", "expires", "q", "callid", "cseq", "received", "path", "user_agent",
+              "instance", "reg_id", "state", "event", "origin", "last_modified"}
+AUDIT_KEYS = {"time", "version", "event", "contact", "origin", "cause", "node"}
+
+
+@pytest.fixture
+def run(store_url):
+    runner = CliRunner()
+
+    def invoke(*args: str, ok: bool = True):
+        result = runner.invoke(cli, [*args, "--store", store_url])
+        if ok:
+            assert result.exit_code == 0, result.output + result.stderr
+        return result
+
+    return invoke
+
+
+def query(run, *args: str) -> list[dict]:
+    return json.loads(run("query", "--json", *args).stdout)
+
+
+def test_query_on_an_empty_store(run):
+    assert query(run) == []
+    assert "no bindings" in run("query").stdout
+
+
+def test_contact_add_then_query_shows_the_binding_with_every_key(run):
+    before = time.time()
+    run("contact", "add", "Alice@Example.com", "sip:alice@10.0.0.1:5060", "--expires", "600",
+        "--q", "0.5")
+    [binding] = query(run)
+    assert set(binding) == QUERY_KEYS
+    assert binding["aor"] == "sip:alice@example.com"
+    assert binding["contact"] == "sip:alice@10.0.0.1:5060"
+    assert before + 598 <= binding["expires"] <= time.time() + 602
+    assert (binding["q"], binding["event"], binding["origin"], binding["state"]) == (
+        0.5, "created", "admin", "active")
+    assert binding["callid"].startswith("admin-") and binding["cseq"] == 1
+
+
+def test_query_filters_by_aor(run):
+    run("contact", "add", "alice@example.com", "sip:alice@10.0.0.1", "--expires", "600")
+    run("contact", "add", "bob@example.com", "sip:bob@10.0.0.2", "--expires", "600")
+    assert [b["contact"] for b in query(run, "--aor", "sip:bob@example.com")] == ["sip:bob@10.0.0.2"]
+    table = run("query").stdout
+    assert "sip:alice@10.0.0.1" in table and "sip:bob@10.0.0.2" in table
+
+
+def test_admin_actions_are_recorded_and_audited_in_order(run):
+    for n in (1, 2, 3, 4):
+        run("contact", "add", "alice@example.com", f"sip:alice@10.0.0.{n}", "--expires", "600")
+    run("contact", "shorten", "alice@example.com", "sip:alice@10.0.0.1", "--expires", "60")
+    run("contact", "deactivate", "alice@example.com", "sip:alice@10.0.0.2")
+    run("contact", "probation", "alice@example.com", "sip:alice@10.0.0.3", "--retry-after", "90")
+    run("contact", "reject", "alice@example.com", "sip:alice@10.0.0.4")
+    [left] = query(run)
+    assert (left["contact"], left["event"]) == ("sip:alice@10.0.0.1", "shortened")
+
+    entries = json.loads(run("audit", "alice@example.com", "--json").stdout)
+    assert all(AUDIT_KEYS <= set(e) for e in entries)
+    assert [e["version"] for e in entries] == list(range(1, len(entries) + 1))
+    assert [e["event"] for e in entries] == [
+        "registration.init", "created", "registration.active", "created", "created", "created",
+        "shortened", "deactivated", "probation", "rejected"]
+    assert [e["time"] for e in entries] == sorted(e["time"] for e in entries)
+    assert entries[8]["retry_after"] == 90
+    assert {e["origin"] for e in entries} == {"admin"}
+    assert entries[7]["cause"] == "admin: contact deactivate" and entries[7]["node"]
+
+
+def test_audit_at_shows_the_bindings_as_they_were(run):
+    run("contact", "add", "alice@example.com", "sip:alice@10.0.0.1", "--expires", "600")
+    time.sleep(0.05)
+    middle = time.time()
+    time.sleep(0.05)
+    run("contact", "deactivate", "alice@example.com", "sip:alice@10.0.0.1")
+    run("contact", "add", "alice@example.com", "sip:alice@10.0.0.2", "--expires", "600")
+    then = json.loads(run("audit", "alice@example.com", "--at", f"{middle:.6f}", "--json").stdout)
+    assert [b["contact"] for b in then] == ["sip:alice@10.0.0.1"]
+    assert set(then[0]) == QUERY_KEYS
+    now = json.loads(run("audit", "alice@example.com", "--at", "2100-01-01T00:00:00Z", "--json").stdout)
+    assert now == []  # by 2100 both bindings have lapsed
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
+    assert [b["contact"] for b in json.loads(
+        run("audit", "alice@example.com", "--at", iso, "--json").stdout)] == ["sip:alice@10.0.0.2"]
+    assert "no bindings" in run("audit", "alice@example.com", "--at", "0").stdout
+
+
+def test_expire_records_expired_for_lapsed_bindings(run):
+    run("contact", "add", "alice@example.com", "sip:alice@10.0.0.1", "--expires", "1")
+    run("contact", "add", "alice@example.com", "sip:alice@10.0.0.2", "--expires", "600")
+    time.sleep(1.1)
+    assert "expired 1 binding(s)" in run("expire").stdout
+    assert "expired 0 binding(s)" in run("expire").stdout
+    events = json.loads(run("audit", "alice@example.com", "--json").stdout)
+    assert events[-1]["event"] == "expired" and events[-1]["origin"] == "expiry"
+
+
+def test_rebuild_reports_progress_and_gives_the_same_view(run):
+    for n in range(5):
+        run("contact", "add", f"user{n}@example.com", f"sip:u@10.0.0.{n}", "--expires", "600")
+    before = query(run)
+    out = run("rebuild").stdout
+    assert "rebuilding usrloc" in out and "rebuilt usrloc: 15 events applied, 5 binding(s)" in out
+    assert query(run) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (("audit", "nobody@example.com"), "no registration history for sip:nobody@example.com"),
+    (("contact", "deactivate", "alice@example.com", "sip:x@10.0.0.1"), "no registration for"),
+    (("contact", "add", "alice@example.com", "http://x", "--expires", "5"), "unsupported URI scheme"),
+    (("contact", "add", "alice", "sip:x@10.0.0.1", "--expires", "5"), "has no domain"),
+    (("audit", "alice@example.com", "--at", "yesterday"), "bad time 'yesterday'"),
+])
+def test_errors_are_one_line_on_stderr_with_a_non_zero_exit(run, args, message):
+    result = run(*args, ok=False)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert result.stderr.startswith("pua-reginfo: error: ")
+
+
+def test_illegal_transitions_and_unknown_contacts_are_reported(run):
+    run("contact", "add", "alice@example.com", "sip:alice@10.0.0.1", "--expires", "600")
+    again = run("contact", "add", "alice@example.com", "sip:alice@10.0.0.1", "--expires", "60", ok=False)
+    assert again.exit_code == 1 and "already bound" in again.stderr
+    unknown = run("contact", "reject", "alice@example.com", "sip:bob@10.0.0.9", ok=False)
+    assert unknown.exit_code == 1 and "no active binding for sip:bob@10.0.0.9" in unknown.stderr
+    longer = run("contact", "shorten", "alice@example.com", "sip:alice@10.0.0.1", "--expires",
+                 "900", ok=False)
+    assert "would not shorten" in longer.stderr
+    assert len(query(run)) == 1
+
+
+@pytest.mark.parametrize("store, message", [
+    ("postgresql://postgres@127.0.0.1:1/nope", "cannot open store postgresql://postgres@127.0.0.1:1/nope"),
+    ("postgresql://postgres@127.0.0.1:5432/pua_reginfo_missing_db", 'database "pua_reginfo_missing_db" does not exist'),
+    ("sqlite:///no/such/folder/x.db", "directory"),
+    ("mysql://x/y", "unsupported store URL scheme"),
+])
+def test_unusable_stores_are_one_clear_line_without_traceback(store, message):
+    result = subprocess.run([sys.executable, "-m", "infrastructure.cli", "query", "--store", store],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert message in result.stderr
+
+
+def test_bad_config_files_are_refused_by_name(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[usrloc]\nuse_domian = true\n")
+    result = CliRunner().invoke(cli, ["query", "--config", str(config)])
+    assert result.exit_code == 1 and "unknown setting [usrloc] use_domian" in result.stderr

@@ -1,0 +1,70 @@
+"""One contract for the location view, run against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from projections import LocationRow, LocationView
+from tests.support import open_test_service
+
+
+def row(aor_id: str, key: str, contact: str, expires: float, q: float | None = None) -> LocationRow:
+    return LocationRow(
+        aor_id=aor_id, binding_key=key, aor=f"sip:{aor_id}@example.com", username=aor_id,
+        domain="example.com", contact=contact, received="udp:192.0.2.1:5060",
+        path='["<sip:edge.example.com;lr>"]', expires=expires, q=q, callid="c1", cseq=1,
+        last_modified=1000.0, flags=0, cflags=0, user_agent="phone/1.0", socket=None,
+        methods="INVITE,MESSAGE", instance=None, reg_id=None, ruid=f"r-{aor_id}-{key}",
+        state="active", event="registered", origin="register",
+    )
+
+
+@pytest.fixture
+def view(store_url) -> LocationView:
+    service = open_test_service(store_url)
+    yield service.view
+    service.close()
+
+
+def test_a_batch_is_written_with_its_tracking_position(view):
+    assert view.max_tracking_id("app") is None
+    view.apply([row("a", "k1", "sip:a@h1", 2000.0)], [], Tracking("app", 3))
+    assert view.max_tracking_id("app") == 3
+    assert [r.contact for r in view.rows()] == ["sip:a@h1"]
+    assert view.rows()[0] == row("a", "k1", "sip:a@h1", 2000.0)
+
+
+def test_a_replayed_or_older_batch_is_refused_and_changes_nothing(view):
+    view.apply([row("a", "k1", "sip:a@h1", 2000.0)], [], Tracking("app", 5))
+    for position in (5, 4):
+        with pytest.raises(IntegrityError):
+            view.apply([row("b", "k1", "sip:b@h1", 2000.0)], [("a", "k1")], Tracking("app", position))
+    assert [r.aor_id for r in view.rows()] == ["a"]
+    assert view.max_tracking_id("app") == 5
+
+
+def test_upserts_replace_rows_and_deletes_remove_them(view):
+    view.apply([row("a", "k1", "sip:a@h1", 2000.0), row("a", "k2", "sip:a@h2", 2000.0)], [],
+               Tracking("app", 1))
+    view.apply([row("a", "k1", "sip:a@h1-new", 3000.0)], [("a", "k2")], Tracking("app", 2))
+    assert [(r.contact, r.expires) for r in view.rows()] == [("sip:a@h1-new", 3000.0)]
+
+
+def test_rows_filter_by_aor_and_validity_and_sort_by_q(view):
+    view.apply([row("a", "k1", "sip:a@h1", 2000.0, q=0.2), row("a", "k2", "sip:a@h2", 900.0),
+                row("a", "k3", "sip:a@h3", 2000.0, q=0.9), row("b", "k1", "sip:b@h1", 2000.0)],
+               [], Tracking("app", 1))
+    assert [r.contact for r in view.rows(aor="sip:a@example.com")] == [
+        "sip:a@h2", "sip:a@h3", "sip:a@h1"]
+    assert [r.contact for r in view.rows(aor="sip:a@example.com", valid_at=1000.0)] == [
+        "sip:a@h3", "sip:a@h1"]
+    assert view.due_aor_ids(1000.0) == ["a"]
+
+
+def test_clear_forgets_rows_and_position(view):
+    view.apply([row("a", "k1", "sip:a@h1", 2000.0)], [], Tracking("app", 7))
+    view.clear("app")
+    assert view.rows() == [] and view.max_tracking_id("app") is None
+    view.insert_tracking(Tracking("app", 1))
+    assert view.max_tracking_id("app") == 1
