@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from domain.uri import parse_uri
 
@@ -72,7 +73,7 @@ class ContactUpdate:
     flags: int = 0
     cflags: int = 0
 
-    @property
+    @cached_property
     def key(self) -> str:
         return binding_key(self.uri, self.instance, self.reg_id)
 

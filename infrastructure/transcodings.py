@@ -14,7 +14,7 @@ class BindingAsDict(Transcoding):
     name = "binding"
 
     def encode(self, obj: Binding) -> dict[str, Any]:
-        data = {k: v for k, v in obj.__dict__.items() if k != "key"}
+        data = dict(obj.__dict__)  # the key is stored: a binding keeps the identity it was given
         for name in _TUPLE_FIELDS:
             data[name] = list(data[name])
         data["params"] = [[k, v] for k, v in obj.params]

@@ -1,0 +1,51 @@
+"""Settings from defaults, environment and flags; refusal of inconsistent values."""
+
+import pytest
+
+from infrastructure.settings import SettingsError, load_settings
+
+
+def test_defaults_are_the_embedded_store_and_kamailio_like_keys():
+    settings = load_settings(env={})
+    assert settings.store.url == "sqlite:///./pua-reginfo.db"
+    assert settings.usrloc.use_domain is False and settings.notify.mode == "rfc"
+    assert settings.registrar.min_expires == 60 and settings.security.trusted == (
+        "127.0.0.0/8", "::1/128")
+
+
+def test_environment_overrides_defaults_and_flags_override_environment():
+    env = {"PUA_REGINFO_USRLOC_USE_DOMAIN": "yes", "PUA_REGINFO_STORE_URL": "sqlite:///env.db",
+           "PUA_REGINFO_REGISTRAR_DOMAINS": "a.example, b.example", "UNRELATED": "x"}
+    settings = load_settings(env=env, overrides={"store": {"url": "sqlite:///flag.db"}})
+    assert settings.usrloc.use_domain is True
+    assert settings.registrar.domains == ("a.example", "b.example")
+    assert settings.store.url == "sqlite:///flag.db"
+    assert load_settings(env=env, overrides={"store": {"url": None}}).store.url == "sqlite:///env.db"
+
+
+def test_the_aor_policy_follows_usrloc_and_default_domain():
+    settings = load_settings(env={"PUA_REGINFO_USRLOC_CASE_SENSITIVE": "1",
+                                  "PUA_REGINFO_REGINFO_DEFAULT_DOMAIN": "example.net"})
+    policy = settings.aor_policy
+    assert policy.case_sensitive and not policy.use_domain and policy.default_domain == "example.net"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"PUA_REGINFO_USRLOC_USE_DOMAIN": "maybe"}, "must be true or false"),
+    ({"PUA_REGINFO_REGISTRAR_MIN_EXPIRES": "ten"}, "must be a whole number"),
+    ({"PUA_REGINFO_REGISTRAR_MIN_EXPIRES": "7200"}, "min_expires <= default_expires"),
+    ({"PUA_REGINFO_NOTIFY_MODE": "opensips"}, "mode must be 'rfc' or 'kamailio'"),
+    ({"PUA_REGINFO_NOTIFY_REPLY_CODE": "204"}, "reply_code must be 200 or 202"),
+    ({"PUA_REGINFO_SECURITY_TRUSTED": "10.0.0.0/33"}, "is not a network"),
+    ({"PUA_REGINFO_REGINFO_OUTBOUND_PROXY": "http://proxy"}, "outbound_proxy"),
+    ({"PUA_REGINFO_NODE_ID": " "}, "[node] id must not be empty"),
+])
+def test_inconsistent_values_are_refused_with_the_key_named(env, message):
+    with pytest.raises(SettingsError) as error:
+        load_settings(env=env)
+    assert message in str(error.value)
+
+
+def test_unknown_keys_in_overrides_are_refused():
+    with pytest.raises(SettingsError, match=r"unknown setting \[usrloc\] use_domian"):
+        load_settings(env={}, overrides={"usrloc": {"use_domian": True}})
