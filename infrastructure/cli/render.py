@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -79,4 +80,4 @@ def audit_table(entries: Iterable[dict[str, Any]], title: str) -> None:
 
 
 def _console() -> Console:
-    return Console(width=None if click.get_text_stream("stdout").isatty() else 200)
+    return Console(width=None if sys.stdout.isatty() else 200)
