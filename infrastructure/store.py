@@ -42,9 +42,6 @@ class StoreUrl:
         if path == ":memory:":
             name = "file:pua-reginfo-memory?mode=memory&cache=shared"
         else:
-            parent = Path(path).expanduser().resolve().parent
-            if not parent.is_dir():
-                raise StoreError(f"cannot open store {url}: directory {parent} does not exist")
             name = str(Path(path).expanduser())
         env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": name,
                "SQLITE_LOCK_TIMEOUT": "10"}
@@ -79,8 +76,12 @@ class StoreUrl:
 
 
 def probe(store: StoreUrl) -> None:
-    """Fail fast with the server's own reason when a PostgreSQL store cannot be reached."""
-    if store.kind != "postgresql":
+    """Fail fast, with the real reason, when the store's file or server cannot be reached."""
+    if store.kind == "sqlite":
+        name = store.env["SQLITE_DBNAME"]
+        parent = Path(name).resolve().parent
+        if not name.startswith("file:") and not parent.is_dir():
+            raise StoreError(f"cannot open store {store.display}: directory {parent} does not exist")
         return
     import psycopg
 

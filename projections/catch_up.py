@@ -2,7 +2,9 @@
 
 Notifications are read in large batches straight from the recorder (the notification
 log API caps a page at 10), turned back into domain events, and handed to the projection
-together with the tracking position of the batch's last notification.
+together with the tracking position of the batch's last notification. Several processes
+may catch the same view up at once: the view refuses a batch another one already applied,
+and the loser carries on from the winner's position.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Tracking, TrackingRecorder
+from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 
 BATCH_SIZE = 1000
 
@@ -42,7 +44,12 @@ def catch_up(
             return done
         events = [app.mapper.to_domain_event(n) for n in notifications]
         last = notifications[-1].id
-        projection.process(events, Tracking(app.name, last))
+        try:
+            projection.process(events, Tracking(app.name, last))
+        except IntegrityError:
+            # Another runner applied (part of) this batch first: continue after its position.
+            start = position(app, projection) + 1
+            continue
         done += len(notifications)
         start = last + 1
         if progress is not None:

@@ -16,7 +16,7 @@ PROJECTIONS = ("usrloc",)
 @store_options
 def rebuild(projection: str, store_url: str | None, config_file: str | None) -> None:
     """Rebuild a projection from the whole event store, with a progress bar."""
-    with service_from(store_url, config_file) as service:
+    with service_from(store_url, config_file, catch_up=False) as service:
         total = service.app.recorder.max_notification_id() or 0
         columns = (TextColumn(f"rebuilding {projection}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
