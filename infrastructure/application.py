@@ -51,17 +51,13 @@ class Registrations(Application[UUID]):
     def identify(self, aor: str) -> AorIdentity:
         return normalize_aor(aor, self.policy)
 
-    def get_aor(self, aor: str) -> AddressOfRecord:
-        identity = self.identify(aor)
-        try:
-            return self.repository.get(identity.id)
-        except AggregateNotFoundError:
-            raise UnknownAddressOfRecord(f"no registration history for {identity.uri}") from None
-
     def history(self, aor: str) -> list[Any]:
         """Every event of the AoR, oldest first (the audit trail)."""
-        identity = self.get_aor(aor)
-        return list(self.repository.event_store.get(identity.id))
+        identity = self.identify(aor)
+        events = list(self.repository.event_store.get(identity.id))
+        if not events:
+            raise UnknownAddressOfRecord(f"no registration history for {identity.uri}")
+        return events
 
     # Commands ------------------------------------------------------------------------
 
