@@ -1,0 +1,41 @@
+"""Errors of the protocol edge: each one a peer's fault, carrying the SIP status to answer."""
+
+from domain import PuaReginfoError
+
+
+class PeerError(PuaReginfoError):
+    """Something a peer sent that we refuse; `sip_status` is the response to send."""
+
+    sip_status = 400
+
+
+class MalformedMessage(PeerError):
+    """A SIP message that cannot be parsed or lacks a mandatory header (400)."""
+
+
+class MessageTooLarge(PeerError):
+    """Headers or body above the configured caps (513 Message Too Large)."""
+
+    sip_status = 513
+
+
+class MalformedReginfo(PeerError):
+    """A reginfo body that is not safe, well-formed, or valid RFC 3680 (400)."""
+
+
+class BadEvent(PeerError):
+    """An Event header other than `reg` (489 Bad Event, RFC 6665)."""
+
+    sip_status = 489
+
+
+class UnsupportedMediaType(PeerError):
+    """A body that is not application/reginfo+xml (415)."""
+
+    sip_status = 415
+
+
+class UnknownSubscription(PeerError):
+    """A NOTIFY outside every subscription we hold (481)."""
+
+    sip_status = 481
