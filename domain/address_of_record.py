@@ -10,7 +10,8 @@ and the registration state follows from the bindings that remain.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from domain.binding import Binding, ContactUpdate, RegisterRequest
 from domain.contact_machine import ACTIVE, CONTACT_MACHINE, INIT
 from domain.errors import IllegalTransition, InvalidRequest, OutOfOrderRequest, UnknownContact
 from domain.events import (
+    CONTACT_EVENTS,
     ContactCreated,
     ContactDeactivated,
     ContactEvent,
@@ -39,6 +41,15 @@ from domain.registration_machine import REGISTRATION_MACHINE, TERMINATED
 from domain.uri import parse_uri
 
 EXPIRY_CAUSE = "binding lifetime ended"
+
+
+@dataclass(frozen=True)
+class NotifiedChange:
+    """One contact event a notifier reported, with the binding as it now stands."""
+
+    event: str
+    binding: Binding
+    retry_after: int | None = None
 
 
 def at(now: float) -> datetime:
@@ -176,6 +187,20 @@ class AddressOfRecord(BaseAggregate[UUID]):
         if retry_after < 0:
             raise InvalidRequest("retry-after must not be negative")
         self._terminate(ContactProbation, contact, node, cause, now, retry_after=retry_after)
+
+    def apply_notified(self, changes: Sequence[NotifiedChange], node: str, cause: str,
+                       now: float) -> None:
+        """Record what a reginfo NOTIFY reported for this AoR (origin `notify`).
+
+        The applier has decided each change against the live bindings; the registration
+        machine is settled once, after the whole batch.
+        """
+        self.expire(node, now)
+        for change in changes:
+            extra = {} if change.retry_after is None else {"retry_after": change.retry_after}
+            self._contact(CONTACT_EVENTS[change.event], change.binding, "notify", node, cause,
+                          now, **extra)
+        self._settle("notify", node, cause, now)
 
     # Internals -----------------------------------------------------------------------
 

@@ -42,6 +42,10 @@ class Binding:
     socket: str | None = None
     display_name: str | None = None
     params: Params = ()
+    pub_gruu: str | None = None
+    temp_gruu: str | None = None
+    temp_gruu_first_cseq: int | None = None
+    subscription: str | None = None  # the subscription that told us, None when local
     key: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +60,11 @@ class Binding:
 
     def with_expires(self, expires: float) -> Binding:
         return replace(self, expires=expires)
+
+    @property
+    def is_local(self) -> bool:
+        """Learned from a REGISTER or an administrator here, not from a NOTIFY."""
+        return self.subscription is None
 
 
 @dataclass(frozen=True)
