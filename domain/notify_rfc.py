@@ -136,7 +136,7 @@ def _merge_contact(work: AorWork, contact: ContactInfo, sub_id: str, now: float,
                    default_expires: int) -> None:
     key = contact_key(contact)
     existing = work.live.get(key)
-    callid = contact.callid or (existing.callid if existing else None) or f"reginfo-{contact.id}"
+    callid = contact.callid or (existing.callid if existing else None) or contact.id or ""
     cseq = contact.cseq if contact.cseq is not None else (existing.cseq if existing else 0)
     if existing and existing.callid == callid and cseq < existing.cseq:
         return  # older than the binding we hold

@@ -24,7 +24,7 @@ class TempGruu:
     """RFC 5628 temp-gruu: the latest temporary GRUU and the CSeq that started its set."""
 
     uri: str
-    first_cseq: int | None = None
+    first_cseq: int
 
 
 @dataclass(frozen=True)

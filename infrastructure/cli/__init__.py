@@ -13,6 +13,7 @@ from eventsourcing.persistence import PersistenceError
 from domain import PuaReginfoError
 from infrastructure.cli.contact import contact, expire
 from infrastructure.cli.maintenance import rebuild
+from infrastructure.cli.notify import handle_notify
 from infrastructure.cli.reads import audit, query
 
 
@@ -59,6 +60,7 @@ cli.add_command(audit)
 cli.add_command(rebuild)
 cli.add_command(contact)
 cli.add_command(expire)
+cli.add_command(handle_notify)
 
 
 def main() -> None:

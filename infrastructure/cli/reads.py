@@ -18,8 +18,9 @@ def query(aor: str | None, as_json: bool, store_url: str | None, config_file: st
     """Show the current bindings (the usrloc view)."""
     with service_from(store_url, config_file) as service:
         now = service.clock.now()
-        aor_uri = service.app.identify(aor).uri if aor else None
-        rows = service.view.rows(aor=aor_uri, valid_at=now)
+        identity = service.app.identify(aor) if aor else None
+        aor_uri = identity.uri if identity else None
+        rows = service.view.rows(aor_id=str(identity.id) if identity else None, valid_at=now)
         if as_json:
             print_json([row.to_json() for row in rows])
         elif not rows:

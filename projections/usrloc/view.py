@@ -31,7 +31,6 @@ _DDL = (
     " methods TEXT, instance TEXT, reg_id INTEGER, ruid TEXT NOT NULL, state TEXT NOT NULL,"
     " event TEXT NOT NULL, origin TEXT NOT NULL, PRIMARY KEY (aor_id, binding_key))",
     "CREATE INDEX IF NOT EXISTS usrloc_location_expires ON {location} (expires)",
-    "CREATE INDEX IF NOT EXISTS usrloc_location_aor ON {location} (aor)",
     "CREATE TABLE IF NOT EXISTS {tracking} ("
     " application_name TEXT PRIMARY KEY, notification_id BIGINT NOT NULL)",
 )
@@ -108,12 +107,12 @@ class LocationView(TrackingRecorder):
 
     # Reads ---------------------------------------------------------------------------
 
-    def rows(self, aor: str | None = None, valid_at: float | None = None) -> list[LocationRow]:
+    def rows(self, aor_id: str | None = None, valid_at: float | None = None) -> list[LocationRow]:
         """Bindings ordered by AoR then q (highest first); only unexpired ones if `valid_at`."""
         where, params = [], []
-        if aor is not None:
-            where.append("aor = %s")
-            params.append(aor)
+        if aor_id is not None:
+            where.append("aor_id = %s")
+            params.append(aor_id)
         if valid_at is not None:
             where.append("expires > %s")
             params.append(valid_at)

@@ -1,0 +1,273 @@
+"""SIP requests and responses as values; parsing one datagram and serializing (RFC 3261 7).
+
+Theory of operation: a message is a start line, header lines up to the first empty line,
+and a body. `parse_head` turns the header section into a `Head` (start line, `Headers`,
+Content-Length) and checks what every later layer relies on; `Head.with_body` makes the
+message. `parse_message` does both for a datagram; the stream framer calls them separately
+because on TCP the Content-Length decides where the message ends (RFC 3261 18.3).
+Header values stay text; `values.py` parses the few this service reads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sip_gateway.errors import MalformedMessage, MessageTooLarge
+from sip_gateway.sip.grammar import TOKEN_CHARS, show, split_list
+from sip_gateway.sip.headers import COMPACT_KEYS, Headers, header_key
+from sip_gateway.sip.values import CSeq
+
+MAX_HEADER_BYTES = 16_384
+MAX_BODY_BYTES = 1_048_576
+SIP_2_0 = "SIP/2.0"
+
+MANDATORY_REQUEST_HEADERS = ("To", "From", "CSeq", "Call-ID", "Via")  # RFC 3261 8.1.1
+SINGLE_HEADERS = ("To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Type")
+
+_EMPTY_LINE = re.compile(rb"\n\r?\n")  # from the last line's LF, so that the search is fast
+_LEADING_NEWLINES = re.compile(rb"(?:\r?\n)*")
+_BAD_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NAME = re.compile(f"[{TOKEN_CHARS}]+")
+_REQUEST_LINE = re.compile(rf"([{TOKEN_CHARS}]+) +(\S+) +([Ss][Ii][Pp]/\S+)")
+_STATUS_LINE = re.compile(r"([Ss][Ii][Pp]/\S+) +([0-9]{3})(?: (.*))?")
+_VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+")
+_BAD_START_TEXT = re.compile(r"[\x00-\x1f\x7f]")
+_URI_TEXT = re.compile(r"[^\s\x00-\x1f\x7f]+")
+
+
+class VersionNotSupported(MalformedMessage):
+    """A well-formed start line with a SIP version other than 2.0 (505, RFC 3261 8.2.2)."""
+
+    sip_status = 505
+
+
+@dataclass(frozen=True)
+class SipRequest:
+    """A request: `METHOD Request-URI SIP/2.0`, headers and body (RFC 3261 7.1)."""
+
+    method: str
+    uri: str
+    version: str = SIP_2_0
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        if _NAME.fullmatch(self.method) is None:
+            raise ValueError(f"not a SIP method: {self.method!r}")
+        if _URI_TEXT.fullmatch(self.uri) is None:
+            raise ValueError(f"not a Request-URI: {self.uri!r}")
+        _check_version(self.version)
+
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri} {self.version}"
+
+    def serialize(self) -> bytes:
+        """Wire bytes with CRLF line ends and Content-Length set from the body."""
+        return _wire(self.start_line(), self.headers, self.body)
+
+
+@dataclass(frozen=True)
+class SipResponse:
+    """A response: `SIP/2.0 status reason`, headers and body (RFC 3261 7.2)."""
+
+    status: int
+    reason: str
+    version: str = SIP_2_0
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.status, int) or not 100 <= self.status <= 699:
+            raise ValueError(f"not a SIP status code: {self.status!r}")
+        if _BAD_START_TEXT.search(self.reason) or self.reason != self.reason.strip(" "):
+            raise ValueError(f"not a reason phrase: {self.reason!r}")
+        _check_version(self.version)
+
+    def start_line(self) -> str:
+        return f"{self.version} {self.status} {self.reason}"
+
+    def serialize(self) -> bytes:
+        """Wire bytes with CRLF line ends and Content-Length set from the body."""
+        return _wire(self.start_line(), self.headers, self.body)
+
+
+SipMessage = SipRequest | SipResponse
+
+
+def _check_version(version: str) -> None:
+    if _VERSION.fullmatch(version) is None:
+        raise ValueError(f"not a SIP version: {version!r}")
+
+
+def _wire(start_line: str, headers: Headers, body: bytes) -> bytes:
+    lines = [start_line]
+    length_written = False
+    for name, value in headers:
+        if header_key(name) == "content-length":
+            if length_written:
+                continue
+            value, length_written = str(len(body)), True
+        lines.append(f"{name}: {value}")
+    if not length_written:
+        lines.append(f"Content-Length: {len(body)}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("utf-8") + bytes(body)
+
+
+@dataclass(frozen=True)
+class Head:
+    """A checked header section: start line fields, headers and Content-Length if given."""
+
+    start: tuple[str, str, str]  # (method, uri, version) or (version, status, reason)
+    is_request: bool
+    headers: Headers
+    content_length: int | None
+
+    def with_body(self, body: bytes) -> SipMessage:
+        if self.is_request:
+            method, uri, version = self.start
+            return SipRequest(method, uri, version, self.headers, body)
+        version, status, reason = self.start
+        return SipResponse(int(status), reason, version, self.headers, body)
+
+
+def parse_message(
+    data: bytes, *, max_header_bytes: int = MAX_HEADER_BYTES, max_body_bytes: int = MAX_BODY_BYTES
+) -> SipMessage:
+    """One complete message, e.g. a UDP datagram (RFC 3261 7, 18.3); raises a PeerError."""
+    data = bytes(data)
+    start = _LEADING_NEWLINES.match(data).end()  # type: ignore[union-attr]  # RFC 3261 7.5
+    end = find_head_end(data, start, start + max_header_bytes + 4)
+    if end is None or end[0] - start > max_header_bytes:
+        if len(data) - start > max_header_bytes:
+            raise MessageTooLarge(f"header section above {max_header_bytes} bytes")
+        if start == len(data):
+            raise MalformedMessage("empty message")
+        raise MalformedMessage("no empty line after the header section")
+    head = parse_head(data[start : end[0]], max_body_bytes=max_body_bytes)
+    rest = data[end[1] :]
+    if head.content_length is None:
+        if len(rest) > max_body_bytes:
+            raise MessageTooLarge(f"body of {len(rest)} bytes above {max_body_bytes}")
+        return head.with_body(rest)
+    if head.content_length > len(rest):
+        raise MalformedMessage(
+            f"Content-Length {head.content_length} but only {len(rest)} body bytes"
+        )
+    return head.with_body(rest[: head.content_length])
+
+
+def find_head_end(data: bytes | bytearray, pos: int, endpos: int) -> tuple[int, int] | None:
+    """Where the first empty line is: (end of the header section, start of the body)."""
+    match = _EMPTY_LINE.search(data, pos, endpos)
+    if match is None:
+        return None
+    end = match.start()
+    if end > 0 and data[end - 1] == 13:  # the CR of the last header line's CRLF
+        end -= 1
+    return end, match.end()
+
+
+def parse_head(data: bytes, *, max_body_bytes: int = MAX_BODY_BYTES) -> Head:
+    """The header section without its final empty line (RFC 3261 7.1-7.3); raises a PeerError."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MalformedMessage(f"header section is not UTF-8 (byte {error.start})") from None
+    text = text.replace("\r\n", "\n")
+    bad = _BAD_CHAR.search(text)
+    if bad is not None or "\r" in text:
+        char = "\r" if bad is None else bad[0]
+        raise MalformedMessage(f"control character {char!r} in the header section")
+    lines = text.split("\n")
+    if _BAD_START_TEXT.search(lines[0]):
+        raise MalformedMessage(f"control character in the start line: {show(lines[0])}")
+    start, is_request = _start_line(lines[0])
+    triples = _header_lines(lines)
+    keys = [key for key, _, _ in triples]
+    for name in SINGLE_HEADERS:
+        if keys.count(name.lower()) > 1:
+            raise MalformedMessage(f"{name} header more than once")
+    content_length = None
+    if "content-length" in keys:
+        lengths = {value for key, _, value in triples if key == "content-length"}
+        content_length = _content_length(lengths, max_body_bytes)
+    if is_request:
+        _check_request(start[0], triples)
+    return Head(start, is_request, Headers._trusted(triples), content_length)
+
+
+def _start_line(line: str) -> tuple[tuple[str, str, str], bool]:
+    if line[:4].upper() == "SIP/":
+        match = _STATUS_LINE.fullmatch(line)
+        if match is None:
+            raise MalformedMessage(f"bad status line: {show(line)}")
+        version, status, reason = match[1], match[2], (match[3] or "").strip(" ")
+        if not 100 <= int(status) <= 699:
+            raise MalformedMessage(f"status code {status} outside 100..699")
+        return (_version(version), status, reason), False
+    match = _REQUEST_LINE.fullmatch(line)
+    if match is None:
+        raise MalformedMessage(f"bad request line: {show(line)}")
+    return (match[1], match[2], _version(match[3])), True
+
+
+def _version(text: str) -> str:
+    version = text.upper()
+    if version == SIP_2_0:
+        return version
+    if _VERSION.fullmatch(version):
+        raise VersionNotSupported(f"SIP version {text} not supported (only SIP/2.0)")
+    raise MalformedMessage(f"bad SIP version: {show(text)}")
+
+
+def _header_lines(lines: list[str]) -> list[tuple[str, str, str]]:
+    triples: list[tuple[str, str, str]] = []
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t"):  # folded continuation, RFC 3261 7.3.1
+            if not triples:
+                raise MalformedMessage("continuation line before the first header")
+            key, name, value = triples[-1]
+            more = line.strip(" \t")
+            triples[-1] = (key, name, f"{value} {more}" if value and more else value + more)
+            continue
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if not colon or _NAME.fullmatch(name) is None:
+            raise MalformedMessage(f"bad header line: {show(line)}")
+        key = name.lower()
+        triples.append((COMPACT_KEYS.get(key, key), name, value.strip(" \t")))
+    return triples
+
+
+def _content_length(values: set[str], max_body_bytes: int) -> int:
+    if len(values) > 1:
+        raise MalformedMessage("Content-Length header more than once with different values")
+    text = values.pop()
+    if not (text.isascii() and text.isdigit()):
+        raise MalformedMessage(f"Content-Length is not a number: {show(text)}")
+    digits = text.lstrip("0") or "0"
+    if len(digits) > 12 or int(digits) > max_body_bytes:
+        raise MessageTooLarge(f"Content-Length {show(text)} above {max_body_bytes} bytes")
+    return int(digits)
+
+
+def _check_request(method: str, triples: list[tuple[str, str, str]]) -> None:
+    first = {key: value for key, _, value in reversed(triples)}
+    for name in MANDATORY_REQUEST_HEADERS:
+        if not first.get(name.lower()):
+            raise MalformedMessage(f"request without a {name} header (or an empty one)")
+    if not any(split_list(value) for key, _, value in triples if key == "via"):
+        raise MalformedMessage("request without a Via header (or an empty one)")
+    cseq = CSeq.parse(first["cseq"])
+    if cseq.method != method:
+        raise MalformedMessage(f"CSeq method {cseq.method} differs from request method {method}")
+    max_forwards = first.get("max-forwards")
+    if max_forwards is not None and not _small_number(max_forwards, 255):
+        raise MalformedMessage(f"Max-Forwards is not 0..255: {show(max_forwards)}")
+
+
+def _small_number(text: str, limit: int) -> bool:
+    digits = text.lstrip("0") or ("0" if text else "")
+    return digits.isascii() and digits.isdigit() and len(digits) <= 6 and int(digits) <= limit
