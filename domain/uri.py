@@ -27,6 +27,7 @@ _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9](
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _TEL_GLOBAL = re.compile(r"^\+[0-9().-]*[0-9][0-9().-]*$")
 _TEL_LOCAL = re.compile(r"^[0-9A-Fa-f*#().-]*[0-9A-Fa-f*#][0-9A-Fa-f*#().-]*$")
+_BAD_CHARACTER = re.compile(r'[\s\x00-\x1f\x7f<>"]')
 # Characters left unescaped in a user part: unreserved / user-unreserved (RFC 3261 25.1).
 _USER_SAFE = "-_.!~*'()&=+$,;?/"
 
@@ -130,7 +131,7 @@ def parse_uri(text: str) -> Uri:
         raise InvalidUri("empty URI")
     if len(text) > MAX_URI_LENGTH:
         raise InvalidUri(f"URI longer than {MAX_URI_LENGTH} characters")
-    if any(ch.isspace() or ord(ch) < 0x20 or ch in "<>\"" for ch in text):
+    if _BAD_CHARACTER.search(text):
         raise InvalidUri(f"bad character in URI {text!r}")
     scheme, sep, rest = text.partition(":")
     if not sep:

@@ -39,3 +39,9 @@ class UnknownSubscription(PeerError):
     """A NOTIFY outside every subscription we hold (481)."""
 
     sip_status = 481
+
+
+class VersionNotSupported(MalformedMessage):
+    """A well-formed start line with a SIP version other than 2.0 (505, RFC 3261 8.2.2)."""
+
+    sip_status = 505

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sip_gateway.errors import MalformedMessage, MessageTooLarge
+from sip_gateway.errors import MalformedMessage, MessageTooLarge, VersionNotSupported
 from sip_gateway.sip.grammar import TOKEN_CHARS, show, split_list
 from sip_gateway.sip.headers import COMPACT_KEYS, Headers, header_key
 from sip_gateway.sip.values import CSeq
@@ -35,11 +35,6 @@ _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+")
 _BAD_START_TEXT = re.compile(r"[\x00-\x1f\x7f]")
 _URI_TEXT = re.compile(r"[^\s\x00-\x1f\x7f]+")
 
-
-class VersionNotSupported(MalformedMessage):
-    """A well-formed start line with a SIP version other than 2.0 (505, RFC 3261 8.2.2)."""
-
-    sip_status = 505
 
 
 @dataclass(frozen=True)
