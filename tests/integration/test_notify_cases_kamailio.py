@@ -183,3 +183,12 @@ def test_where_kamailio_crashed_we_answer_minus_one_and_change_nothing(sqlite_ur
     code, stderr = run_case(case, sqlite_url, "kamailio")
     assert code == -1 and reason in stderr
     assert bindings(sqlite_url, "sip:uma@example.com") == bindings(sqlite_url, "sip:vic@example.com") == []
+
+
+def test_case_01_q_and_the_reported_fields_are_kept_not_zeroed(sqlite_url, lab_clock):
+    replay_until("01", sqlite_url, lab_clock)
+    kamailio_dump = (TABLES / "01-new-contact.after.txt").read_text()
+    assert "Q: 0\n" in kamailio_dump and "User-Agent: n/a" in kamailio_dump  # what 5.6 keeps
+    [binding] = bindings(sqlite_url, "bob@example.com")
+    assert (binding["q"], binding["callid"], binding["cseq"], binding["origin"]) == (
+        0.8, "bob-dev1@lab", 1, "notify")
