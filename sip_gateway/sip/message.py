@@ -36,7 +36,6 @@ _BAD_START_TEXT = re.compile(r"[\x00-\x1f\x7f]")
 _URI_TEXT = re.compile(r"[^\s\x00-\x1f\x7f]+")
 
 
-
 @dataclass(frozen=True)
 class SipRequest:
     """A request: `METHOD Request-URI SIP/2.0`, headers and body (RFC 3261 7.1)."""
