@@ -63,9 +63,10 @@ def apply_kamailio(document: ReginfoDocument, *, identify: Identify, load: Load,
             outcome = _process_contact(work, contact, subscription, now, reasons)
             if outcome is not None and result != 1:
                 result = outcome
+    if result == -1:  # refused: nothing of it is recorded
+        return NotifyResult(-1, "; ".join(reasons) or "no usable registration")
     space.commit(node, f"NOTIFY subscription={subscription} (kamailio mode)")
-    reason = None if result != -1 else ("; ".join(reasons) or "no usable registration")
-    return NotifyResult(result, reason)
+    return NotifyResult(result)
 
 
 def _process_contact(work: AorWork, contact: ContactInfo, subscription: str | None, now: float,

@@ -8,10 +8,10 @@ the latest history.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
 from domain import (
@@ -25,9 +25,12 @@ from domain import (
     UnknownAddressOfRecord,
     normalize_aor,
 )
+from infrastructure import commands
 from infrastructure.transcodings import BindingAsDict
+from infrastructure.unit_of_work import UnitOfWork
 
 CONFLICT_RETRIES = 5
+T = TypeVar("T")
 
 
 class Registrations(Application[UUID]):
@@ -61,70 +64,58 @@ class Registrations(Application[UUID]):
 
     # Commands ------------------------------------------------------------------------
 
-    def register(self, aor: str, request: RegisterRequest, now: float) -> list[Binding]:
-        """Apply a REGISTER; returns the AoR's live bindings afterwards."""
-        aggregate = self._change(aor, lambda a: a.register(request, self.node, now), now,
-                                 create=("register", request.cause))
-        return aggregate.live_bindings(now)
-
-    def expire(self, aor_ids: Sequence[UUID], now: float) -> int:
-        """Record `expired` for the due bindings of the given AoRs; returns how many."""
-        expired = 0
-        for aor_id in aor_ids:
-            for _ in range(CONFLICT_RETRIES):
-                try:
-                    aggregate = self.repository.get(aor_id)
-                except AggregateNotFoundError:
-                    break
-                count = aggregate.expire(self.node, now)
-                try:
-                    self.save(aggregate)
-                except IntegrityError:
-                    continue
-                expired += count
-                break
-        return expired
-
-    def create_contact(self, aor: str, update: ContactUpdate, callid: str, cause: str,
-                       now: float) -> AddressOfRecord:
-        return self._change(
-            aor, lambda a: a.create_contact(update, callid, self.node, cause, now), now,
-            create=("admin", cause),
-        )
-
-    def shorten(self, aor: str, contact: str, expires: int, cause: str, now: float) -> AddressOfRecord:
-        return self._change(aor, lambda a: a.shorten(contact, expires, self.node, cause, now), now)
-
-    def deactivate(self, aor: str, contact: str, cause: str, now: float) -> AddressOfRecord:
-        return self._change(aor, lambda a: a.deactivate(contact, self.node, cause, now), now)
-
-    def reject(self, aor: str, contact: str, cause: str, now: float) -> AddressOfRecord:
-        return self._change(aor, lambda a: a.reject(contact, self.node, cause, now), now)
-
-    def probation(self, aor: str, contact: str, retry_after: int, cause: str,
-                  now: float) -> AddressOfRecord:
-        return self._change(
-            aor, lambda a: a.probation(contact, retry_after, self.node, cause, now), now
-        )
-
-    def _change(self, aor: str, command: Callable[[AddressOfRecord], None], now: float,
-                create: tuple[str, str] | None = None) -> AddressOfRecord:
-        """Load the AoR (or start it, if `create` gives origin and cause), command, save."""
-        identity = self.identify(aor)
+    def run(self, work: Callable[[UnitOfWork], T], now: float) -> T:
+        """Run `work` in one transaction; on a conflict with a concurrent writer, run it
+        again on freshly loaded aggregates."""
         for attempt in range(CONFLICT_RETRIES):
+            uow = UnitOfWork(self, now)
+            result = work(uow)
             try:
-                aggregate = self.repository.get(identity.id)
-            except AggregateNotFoundError:
-                if create is None:
-                    raise UnknownAddressOfRecord(f"no registration for {identity.uri}") from None
-                origin, cause = create
-                aggregate = AddressOfRecord.initialize(identity, origin, self.node, cause, now)
-            command(aggregate)
-            try:
-                self.save(aggregate)
+                uow.commit()
             except IntegrityError:
                 if attempt == CONFLICT_RETRIES - 1:
                     raise
                 continue
-            return aggregate
+            return result
         raise AssertionError("unreachable")
+
+    def register(self, aor: str, request: RegisterRequest, now: float) -> list[Binding]:
+        """Apply a REGISTER; returns the AoR's live bindings afterwards."""
+        return self.run(lambda uow: commands.register(uow, commands.Register(aor, request)), now)
+
+    def expire(self, aor_ids: Sequence[UUID], now: float) -> int:
+        """Record `expired` for the due bindings of the given AoRs; returns how many."""
+        return self.run(lambda uow: commands.expire_due(uow, commands.ExpireDue(tuple(aor_ids))), now)
+
+    def create_contact(self, aor: str, update: ContactUpdate, callid: str, cause: str,
+                       now: float) -> AddressOfRecord:
+        def work(uow: UnitOfWork) -> AddressOfRecord:
+            aggregate = uow.aor(self.identify(aor), "admin", cause)
+            aggregate.create_contact(update, callid, self.node, cause, now)
+            return aggregate
+        return self.run(work, now)
+
+    def shorten(self, aor: str, contact: str, expires: int, cause: str, now: float) -> AddressOfRecord:
+        return self._admin(aor, lambda a: a.shorten(contact, expires, self.node, cause, now), now)
+
+    def deactivate(self, aor: str, contact: str, cause: str, now: float) -> AddressOfRecord:
+        return self._admin(aor, lambda a: a.deactivate(contact, self.node, cause, now), now)
+
+    def reject(self, aor: str, contact: str, cause: str, now: float) -> AddressOfRecord:
+        return self._admin(aor, lambda a: a.reject(contact, self.node, cause, now), now)
+
+    def probation(self, aor: str, contact: str, retry_after: int, cause: str,
+                  now: float) -> AddressOfRecord:
+        return self._admin(aor, lambda a: a.probation(contact, retry_after, self.node, cause, now), now)
+
+    def _admin(self, aor: str, command: Callable[[AddressOfRecord], None],
+               now: float) -> AddressOfRecord:
+        identity = self.identify(aor)
+
+        def work(uow: UnitOfWork) -> AddressOfRecord:
+            aggregate = uow.existing_aor(identity)
+            if aggregate is None:
+                raise UnknownAddressOfRecord(f"no registration for {identity.uri}")
+            command(aggregate)
+            return aggregate
+        return self.run(work, now)

@@ -1,0 +1,108 @@
+"""Commands the service executes, each a plain function over a UnitOfWork.
+
+The same functions serve single CLI commands (one command, one transaction) and the
+gateway's group commit (many commands, one transaction), so both decide identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from domain import Binding, DomainError, RegisterRequest
+from domain.notify_kamailio import apply_kamailio
+from domain.notify_rfc import NotifyResult, apply_rfc
+from domain.reginfo import ReginfoDocument
+from infrastructure.unit_of_work import UnitOfWork
+
+DEFAULT_SUBSCRIPTION = "default"
+
+
+@dataclass(frozen=True)
+class Register:
+    """A REGISTER's binding update (RFC 3261 10.3); `request` None only asks for bindings."""
+
+    aor: str
+    request: RegisterRequest | None
+
+
+@dataclass(frozen=True)
+class NotifyContext:
+    """Where a document came from: mode, subscription, and whether the dialog ended."""
+
+    mode: str = "rfc"
+    subscription_id: str = DEFAULT_SUBSCRIPTION
+    ended_reason: str | None = None  # Subscription-State: terminated;reason=...
+
+
+@dataclass(frozen=True)
+class ApplyNotify:
+    """A reginfo document (None: a NOTIFY without body) received in `context`."""
+
+    document: ReginfoDocument | None
+    context: NotifyContext
+
+
+@dataclass(frozen=True)
+class ExpireDue:
+    """Record `expired` for the lapsed bindings of these AoRs."""
+
+    aor_ids: tuple[UUID, ...]
+
+
+Command = Register | ApplyNotify | ExpireDue
+
+
+def register(uow: UnitOfWork, command: Register) -> list[Binding]:
+    app, now = uow.app, uow.now
+    identity = app.identify(command.aor)
+    if command.request is None:
+        found = uow.existing_aor(identity)
+        return found.live_bindings(now) if found else []
+    aggregate = uow.aor(identity, "register", command.request.cause)
+    aggregate.register(command.request, app.node, now)
+    return aggregate.live_bindings(now)
+
+
+def apply_notify(uow: UnitOfWork, command: ApplyNotify, default_expires: int) -> NotifyResult:
+    """Decide a document; raises DomainError (before any change) for an unusable one."""
+    app, now, context = uow.app, uow.now, command.context
+    cause = f"NOTIFY subscription={context.subscription_id}"
+    subscription = uow.subscription(context.subscription_id) if context.mode == "rfc" else None
+    if command.document is None:
+        result = NotifyResult(1)
+    elif subscription is not None:
+        result = apply_rfc(command.document, subscription, identify=app.identify,
+                           load=lambda identity: uow.aor(identity, "notify", cause),
+                           node=app.node, now=now, default_expires=default_expires)
+    else:
+        result = apply_kamailio(command.document, identify=app.identify,
+                                load=lambda identity: uow.aor(identity, "notify", cause),
+                                node=app.node, now=now, subscription=context.subscription_id)
+    if subscription is not None and context.ended_reason is not None:
+        subscription.end(context.ended_reason, app.node, now)
+    return result
+
+
+def expire_due(uow: UnitOfWork, command: ExpireDue) -> int:
+    expired = 0
+    for aor_id in command.aor_ids:
+        aggregate = uow.aor_by_id(aor_id)
+        if aggregate is not None:
+            expired += aggregate.expire(uow.app.node, uow.now)
+    return expired
+
+
+def execute(uow: UnitOfWork, command: Command, default_expires: int):
+    """Run one command inside `uow`; DomainError results are returned, not raised."""
+    if isinstance(command, Register):
+        return register(uow, command)
+    if isinstance(command, ApplyNotify):
+        try:
+            return apply_notify(uow, command, default_expires)
+        except DomainError as error:
+            return NotifyResult(-1, str(error))
+    if isinstance(command, ExpireDue):
+        return expire_due(uow, command)
+    raise TypeError(f"not a command: {command!r}")
+
