@@ -1,0 +1,145 @@
+"""The command executor with group commit.
+
+Theory of operation. Requests become commands and wait in one queue. A single worker
+takes everything queued while the previous transaction ran (up to `max_batch`), applies
+the commands in arrival order to aggregates loaded once for the batch (so per-AoR order is
+the arrival order), and saves every change in one transaction on the store's thread. Only
+then are the callers' futures resolved, so a 200 OK is never sent for a change that is
+not durable. One thread hop per batch, not per request.
+
+A command refused by the domain (out-of-order CSeq, ...) gets its error and changes
+nothing: domain commands validate before they record events. If that ever failed to hold,
+or the save conflicts with another node that wrote the same AoR, the batch is re-run one
+command per transaction on fresh aggregates, with conflict retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+
+from domain import DomainError
+from infrastructure.clock import Clock
+from infrastructure.commands import Command, execute
+from infrastructure.unit_of_work import UnitOfWork
+
+log = logging.getLogger("pua_reginfo.executor")
+
+
+@dataclass
+class Outcome:
+    value: Any = None
+    error: BaseException | None = None
+
+
+class GroupCommitExecutor:
+    """Serialises commands into group-committed transactions on one store thread."""
+
+    def __init__(self, app: Any, clock: Clock, *, default_expires: int = 3600,
+                 max_batch: int = 500, store_thread: ThreadPoolExecutor | None = None):
+        self.app, self.clock = app, clock
+        self.default_expires, self.max_batch = default_expires, max_batch
+        self.store_thread = store_thread or ThreadPoolExecutor(1, thread_name_prefix="store")
+        self._queue: deque[tuple[Command, asyncio.Future]] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+        self._listeners: list[Callable[[], None]] = []
+        self.batches = 0
+        self.commands = 0
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+
+    async def submit(self, command: Command) -> Any:
+        """Queue `command`; returns its result once its transaction is committed."""
+        if self._worker is None or self._worker.done():
+            raise RuntimeError("the executor is not running")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((command, future))
+        self._wakeup.set()
+        return await future
+
+    async def stop(self) -> None:
+        """Finish every queued command, then stop."""
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+            self._worker = None
+        while self._queue:
+            await self._commit(self._take())
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                await self._commit(self._take())
+
+    def _take(self) -> list[tuple[Command, asyncio.Future]]:
+        count = min(len(self._queue), self.max_batch)
+        return [self._queue.popleft() for _ in range(count)]
+
+    async def _commit(self, batch: list[tuple[Command, asyncio.Future]]) -> None:
+        loop = asyncio.get_running_loop()
+        commands = [command for command, _ in batch]
+        try:
+            outcomes = await asyncio.shield(
+                loop.run_in_executor(self.store_thread, self._transaction, commands))
+        except Exception as error:  # the store itself failed: every caller hears it
+            log.error("transaction failed: %s", error)
+            outcomes = [Outcome(error=error)] * len(batch)
+        self.batches += 1
+        self.commands += len(batch)
+        for (_, future), outcome in zip(batch, outcomes):
+            if future.done():
+                continue
+            if outcome.error is not None:
+                future.set_exception(outcome.error)
+            else:
+                future.set_result(outcome.value)
+        for listener in self._listeners:
+            listener()
+
+    # On the store thread -------------------------------------------------------------
+
+    def _transaction(self, commands: list[Command]) -> list[Outcome]:
+        uow = UnitOfWork(self.app, self.clock.now())
+        outcomes = []
+        for command in commands:
+            pending = uow.pending_count()
+            try:
+                outcomes.append(Outcome(execute(uow, command, self.default_expires)))
+            except DomainError as error:
+                if uow.pending_count() != pending:
+                    return self._one_by_one(commands)
+                outcomes.append(Outcome(error=error))
+        try:
+            uow.commit()
+        except IntegrityError:
+            return self._one_by_one(commands)
+        return outcomes
+
+    def _one_by_one(self, commands: list[Command]) -> list[Outcome]:
+        outcomes = []
+        for command in commands:
+            try:
+                value = self.app.run(lambda uow, c=command: execute(uow, c, self.default_expires),
+                                     self.clock.now())
+                outcomes.append(Outcome(value))
+            except DomainError as error:
+                outcomes.append(Outcome(error=error))
+        return outcomes
