@@ -45,3 +45,39 @@ class VersionNotSupported(MalformedMessage):
     """A well-formed start line with a SIP version other than 2.0 (505, RFC 3261 8.2.2)."""
 
     sip_status = 505
+
+
+class Forbidden(PeerError):
+    """A request for a domain this registrar is not responsible for (403, RFC 3261 10.3)."""
+
+    sip_status = 403
+
+
+class IntervalTooBrief(PeerError):
+    """A binding lifetime below our minimum (423, RFC 3261 10.3 step 7); sent as Min-Expires."""
+
+    sip_status = 423
+
+    def __init__(self, min_expires: int, reason: str | None = None) -> None:
+        super().__init__(reason or f"expires below the minimum of {min_expires} s")
+        self.min_expires = min_expires
+
+
+class MethodNotAllowed(PeerError):
+    """A method this service does not take here (405, RFC 3261 21.4.6); `allow` goes in Allow."""
+
+    sip_status = 405
+
+    def __init__(self, reason: str, allow: tuple[str, ...] = ()) -> None:
+        super().__init__(reason)
+        self.allow = tuple(allow)
+
+
+class ServiceUnavailable(PeerError):
+    """We cannot serve the request now (503, RFC 3261 21.5.4); `retry_after` in seconds."""
+
+    sip_status = 503
+
+    def __init__(self, reason: str, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after

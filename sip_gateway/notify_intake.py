@@ -41,6 +41,11 @@ def intake_notify(data: bytes, mode: str) -> NotifyIntake:
     message = parse_message(data.lstrip(b"\r\n"))
     if not isinstance(message, SipRequest) or message.method != "NOTIFY":
         raise MalformedMessage("not a NOTIFY request")
+    return intake_request(message, mode)
+
+
+def intake_request(message: SipRequest, mode: str) -> NotifyIntake:
+    """Check and parse a parsed NOTIFY request (the gateway's entry)."""
     if mode == "rfc":
         _check_rfc_headers(message)
     state_text = message.headers.get("Subscription-State")

@@ -15,6 +15,7 @@ from infrastructure.cli.contact import contact, expire
 from infrastructure.cli.maintenance import rebuild
 from infrastructure.cli.notify import handle_notify
 from infrastructure.cli.reads import audit, query
+from infrastructure.cli.serve import serve
 
 
 class ErrorReportingGroup(click.Group):
@@ -61,6 +62,7 @@ cli.add_command(rebuild)
 cli.add_command(contact)
 cli.add_command(expire)
 cli.add_command(handle_notify)
+cli.add_command(serve)
 
 
 def main() -> None:

@@ -27,9 +27,10 @@ def store_options(command: F) -> F:
 
 
 @contextmanager
-def service_from(store_url: str | None, config_file: str | None,
-                 catch_up: bool = True) -> Iterator[Service]:
-    settings = load_settings(config_file, os.environ, {"store": {"url": store_url}})
+def service_from(store_url: str | None, config_file: str | None, catch_up: bool = True,
+                 listen: dict | None = None) -> Iterator[Service]:
+    settings = load_settings(config_file, os.environ,
+                             {"store": {"url": store_url}, "listen": listen or {}})
     service = open_service(settings, catch_up_views=catch_up)
     try:
         yield service

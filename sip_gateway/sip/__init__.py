@@ -21,6 +21,24 @@ from sip_gateway.sip.values import (
     Via,
     parse_delta_seconds,
 )
+from sip_gateway.sip.client_transaction import (
+    ClientEvent,
+    ClientKey,
+    ClientTransactionLayer,
+    ResponseDisposition,
+    ResponseResult,
+    Retransmit,
+    Terminated,
+    TimedOut,
+    TransportFailed,
+)
+from sip_gateway.sip.server_transaction import (
+    Disposition,
+    ReceiveResult,
+    ServerKey,
+    ServerTransactionLayer,
+)
+from sip_gateway.sip.timers import TimerValues, TransactionMisuse
 
 __all__ = [
     "COMPACT_FORMS",
@@ -47,4 +65,19 @@ __all__ = [
     "header_key",
     "parse_delta_seconds",
     "parse_message",
+    "ClientEvent",
+    "ClientKey",
+    "ClientTransactionLayer",
+    "ResponseDisposition",
+    "ResponseResult",
+    "Retransmit",
+    "Terminated",
+    "TimedOut",
+    "TransportFailed",
+    "Disposition",
+    "ReceiveResult",
+    "ServerKey",
+    "ServerTransactionLayer",
+    "TimerValues",
+    "TransactionMisuse",
 ]

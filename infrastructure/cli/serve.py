@@ -1,0 +1,35 @@
+"""`serve`: run the SIP gateway and the projections until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+
+from infrastructure.cli.options import service_from, store_options
+from infrastructure.serve import serve as run_gateway
+
+
+@click.command()
+@click.option("--udp", "udp", multiple=True, metavar="HOST:PORT", help="UDP listener (repeatable).")
+@click.option("--tcp", "tcp", multiple=True, metavar="HOST:PORT", help="TCP listener (repeatable).")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@store_options
+def serve(udp: tuple[str, ...], tcp: tuple[str, ...], log_level: str, store_url: str | None,
+          config_file: str | None) -> None:
+    """Run the gateway (registrar and NOTIFY server on UDP and TCP) and the projections."""
+    logging.basicConfig(stream=sys.stderr, level=log_level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    listen = {}
+    if udp:
+        listen["udp"] = list(udp)
+    if tcp:
+        listen["tcp"] = list(tcp)
+    with service_from(store_url, config_file, listen=listen) as service:
+        try:
+            asyncio.run(run_gateway(service))
+        except OSError as error:
+            raise click.ClickException(f"cannot listen: {error.strerror or error}") from None

@@ -1,0 +1,97 @@
+"""Request handlers: REGISTER (RFC 3261 10.3), NOTIFY (RFC 3680, RFC 6665), OPTIONS.
+
+Each handler takes a request whose top Via is already stamped, talks to the application
+only through the RegistrationPort, and returns the response plus the AoR to log. Every
+response that reports a change is produced after the port returned, i.e. after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from domain import PuaReginfoError
+from sip_gateway.errors import Forbidden, MethodNotAllowed, PeerError, UnknownSubscription
+from sip_gateway.notify_intake import intake_request
+from sip_gateway.peers import TrustedPeers
+from sip_gateway.ports import RegistrationPort
+from sip_gateway.registrar import RegistrarPolicy, read_register, register_ok
+from sip_gateway.responses import make_response, response_for_error, to_tag_for, warning
+from sip_gateway.sip import NameAddr, SipRequest, SipResponse
+from sip_gateway.sip.values import REGINFO
+
+ALLOWED = ("REGISTER", "NOTIFY", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class GatewayPolicy:
+    registrar: RegistrarPolicy
+    trusted: TrustedPeers
+    notify_mode: str = "rfc"
+    notify_reply_code: int = 200
+    accept_unsolicited_notify: bool = False
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """Where a request came from and on which of our sockets."""
+
+    source: tuple[str, int]
+    transport: str  # "udp" or "tcp"
+    local: tuple[str, int]
+
+
+class RequestHandler:
+    def __init__(self, port: RegistrationPort, policy: GatewayPolicy, clock: Callable[[], float]):
+        self.port, self.policy, self.clock = port, policy, clock
+
+    async def handle(self, request: SipRequest, arrival: Arrival) -> tuple[SipResponse, str]:
+        """The response to `request` and the AoR it concerned (for the log line)."""
+        aor = _to_uri(request)
+        try:
+            if request.method == "OPTIONS":
+                return self._options(request), aor
+            if request.method not in ALLOWED:
+                raise MethodNotAllowed(f"{request.method} is not served here", ALLOWED)
+            if not self.policy.trusted.allows(arrival.source[0]):
+                raise Forbidden(f"{arrival.source[0]} is not a trusted peer")
+            if request.method == "REGISTER":
+                return await self._register(request, arrival), aor
+            return await self._notify(request), aor
+        except PuaReginfoError as error:
+            return self._error(request, error), aor
+
+    async def _register(self, request: SipRequest, arrival: Arrival) -> SipResponse:
+        command = read_register(request, self.policy.registrar, source=arrival.source,
+                                transport=arrival.transport, local=arrival.local)
+        bindings = await self.port.register(command.aor, command.request)
+        return register_ok(request, bindings, self.clock(), to_tag=to_tag_for(request))
+
+    async def _notify(self, request: SipRequest) -> SipResponse:
+        mode = self.policy.notify_mode
+        intake = intake_request(request, mode)
+        subscription = intake.dialog_id or "unsolicited"
+        if (mode == "rfc" and not self.policy.accept_unsolicited_notify
+                and not await self.port.knows_subscription(subscription)):
+            raise UnknownSubscription("no subscription matches this NOTIFY's dialog")
+        result = await self.port.notify(intake.document, mode, subscription, intake.ended_reason)
+        if result.code == -1:
+            return make_response(request, 400, headers=[("Warning", warning(result.reason or ""))])
+        return make_response(request, self.policy.notify_reply_code)
+
+    def _options(self, request: SipRequest) -> SipResponse:
+        return make_response(request, 200, headers=[
+            ("Allow", ", ".join(ALLOWED)), ("Accept", REGINFO), ("Allow-Events", "reg")])
+
+    def _error(self, request: SipRequest, error: PuaReginfoError) -> SipResponse:
+        if isinstance(error, PeerError):
+            return response_for_error(request, error)
+        return make_response(request, error.sip_status,
+                             headers=[("Warning", warning(str(error)))])
+
+
+def _to_uri(request: SipRequest) -> str:
+    try:
+        return str(NameAddr.parse(request.headers.get("To") or "", "To").uri)
+    except PuaReginfoError:
+        return "-"

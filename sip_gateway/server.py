@@ -1,0 +1,172 @@
+"""The gateway core: bytes or messages in, responses out, through server transactions.
+
+For each received request: stamp the top Via (received, rport), match it to a non-INVITE
+server transaction (a retransmission is absorbed or answered from the transaction, never
+applied again), hand new requests to the handler in a task of their own, and send the
+response back the way RFC 3261 18.2.2 / RFC 3581 say. INVITE is refused statelessly
+(405) and ACK dropped: this server holds no INVITE state. A message that does not parse
+is answered 400 when enough of it survives to address a response, else dropped. Nothing
+a peer sends can raise out of here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+
+from domain import PuaReginfoError
+from sip_gateway.errors import MethodNotAllowed, PeerError, ServiceUnavailable
+from sip_gateway.handlers import ALLOWED, Arrival, RequestHandler
+from sip_gateway.responses import response_for_error
+from sip_gateway.routing import response_destination, stamp_via
+from sip_gateway.sip import (
+    Disposition,
+    Headers,
+    ServerTransactionLayer,
+    SipRequest,
+    SipResponse,
+    Via,
+    parse_message,
+)
+
+log = logging.getLogger("pua_reginfo.sip")
+Send = Callable[[bytes, tuple[str, int]], None]
+_SALVAGE_LINE = re.compile(r"^([A-Za-z-]+)[ \t]*:[ \t]*(.*?)\s*$")
+_COMPACT = {"v": "Via", "f": "From", "t": "To", "i": "Call-ID"}
+_DIALOG_HEADERS = ("via", "from", "to", "call-id", "cseq")
+
+
+class SipCore:
+    def __init__(self, handler: RequestHandler, transactions: ServerTransactionLayer,
+                 clock: Callable[[], float]):
+        self.handler, self.transactions, self.clock = handler, transactions, clock
+        self.tasks: set[asyncio.Task] = set()
+        self.accepting = True
+
+    # Entry points (called by the transports) ---------------------------------------
+
+    def receive_datagram(self, data: bytes, arrival: Arrival, send: Send) -> None:
+        try:
+            message = parse_message(data)
+        except PeerError as error:
+            self._salvage(data, error, arrival, send)
+            return
+        self.receive_message(message, arrival, send, reliable=False)
+
+    def receive_message(self, message, arrival: Arrival, send: Send, *, reliable: bool) -> None:
+        if not isinstance(message, SipRequest):
+            return  # responses belong to client transactions (PUBLISH, SUBSCRIBE)
+        try:
+            self._receive_request(message, arrival, send, reliable)
+        except PuaReginfoError as error:
+            log.info("dropped request from %s: %s", _peer(arrival), error)
+
+    async def drain(self) -> None:
+        """Stop taking new requests and wait for those in flight."""
+        self.accepting = False
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def expire_transactions(self) -> None:
+        self.transactions.expire(self.clock())
+
+    # Internals -----------------------------------------------------------------------
+
+    def _receive_request(self, request: SipRequest, arrival: Arrival, send: Send,
+                         reliable: bool) -> None:
+        vias = request.headers.get_all("Via")
+        if not vias:
+            return
+        top = stamp_via(Via.parse(vias[0]), arrival.source)
+        destination = response_destination(top) if not reliable else arrival.source
+        stamped = _with_top_via(request, top, vias)
+        if request.method == "ACK":
+            return
+        if request.method == "INVITE" or not self.accepting:
+            error = (MethodNotAllowed("INVITE is not served here", ALLOWED) if self.accepting
+                     else ServiceUnavailable("shutting down", retry_after=5))
+            send(response_for_error(stamped, error).serialize(), destination)
+            return
+        received = self.transactions.receive(request, self.clock(), reliable=reliable)
+        if received.disposition is Disposition.ANSWERED:
+            send(received.resend, destination)
+        elif received.disposition is Disposition.REFUSED:
+            error = ServiceUnavailable("too many transactions", retry_after=1)
+            send(response_for_error(stamped, error).serialize(), destination)
+        elif received.disposition is Disposition.NEW:
+            task = asyncio.get_running_loop().create_task(
+                self._serve(stamped, received.key, arrival, send, destination))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, request: SipRequest, key, arrival: Arrival, send: Send,
+                     destination: tuple[str, int]) -> None:
+        started = time.perf_counter()
+        try:
+            response, aor = await self.handler.handle(request, arrival)
+        except Exception as error:  # a bug must cost one request a 500, never the service
+            log.exception("handler failed")
+            response = response_for_error(request, _ServerError(str(error)))
+            aor = "-"
+        wire = self.transactions.respond(key, response, self.clock())
+        if wire is not None:
+            try:
+                send(wire, destination)
+            except OSError as error:
+                self.transactions.transport_error(key)
+                log.info("could not send to %s: %s", destination, error)
+        log.info("method=%s aor=%s result=%d latency_ms=%.2f peer=%s", request.method, aor,
+                 response.status, (time.perf_counter() - started) * 1000, _peer(arrival))
+
+    def _salvage(self, data: bytes, error: PeerError, arrival: Arrival, send: Send) -> None:
+        """Answer an unparsable request 400 (or its status) if its dialog headers survive."""
+        try:
+            request = _salvaged_request(data)
+            if request is None:
+                log.info("dropped unparsable datagram from %s: %s", _peer(arrival), error)
+                return
+            top = stamp_via(Via.parse(request.headers.get_all("Via")[0]), arrival.source)
+            response = response_for_error(_with_top_via(request, top, request.headers.get_all("Via")), error)
+            send(response.serialize(), response_destination(top))
+        except (PuaReginfoError, ValueError, OSError, IndexError) as failure:
+            log.info("dropped unparsable datagram from %s: %s (%s)", _peer(arrival), error, failure)
+
+
+class _ServerError(PeerError):
+    sip_status = 500
+
+
+def _with_top_via(request: SipRequest, top: Via, vias: list[str]) -> SipRequest:
+    headers = Headers([(name, value) for name, value in request.headers if name.lower() not in ("via", "v")])
+    lines = [("Via", str(top))] + [("Via", v) for v in vias[1:]]
+    return SipRequest(request.method, request.uri, request.version,
+                      Headers(lines + list(headers)), request.body)
+
+
+def _salvaged_request(data: bytes) -> SipRequest | None:
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:16384]
+    lines = head.decode("utf-8", "replace").splitlines()
+    if not lines:
+        return None
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("SIP/") or not parts[0].isalpha():
+        return None
+    found: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        match = _SALVAGE_LINE.match(line)
+        if match:
+            name = _COMPACT.get(match.group(1).lower(), match.group(1))
+            if name.lower() in _DIALOG_HEADERS:
+                found.append((name, match.group(2)))
+    names = {name.lower() for name, _ in found}
+    if not set(_DIALOG_HEADERS) <= names:
+        return None
+    return SipRequest(parts[0].upper(), "sip:invalid", "SIP/2.0", Headers(found))
+
+
+def _peer(arrival: Arrival) -> str:
+    host, port = arrival.source
+    return f"{arrival.transport}:{host}:{port}"

@@ -1,0 +1,143 @@
+"""The asyncio shell: UDP and TCP listeners feeding the SipCore (RFC 3261 18).
+
+UDP: each datagram is one message. TCP: a StreamFramer per connection (Content-Length
+framing, bounded buffers); a CRLFCRLF ping is answered with CRLF (RFC 5626 3.5.1); a
+connection that sends no complete message for `idle_timeout`, or keeps a message half
+sent for `header_timeout` (slowloris), is closed; a framing error closes it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from dataclasses import dataclass
+
+from sip_gateway.errors import PeerError
+from sip_gateway.handlers import Arrival
+from sip_gateway.server import SipCore
+from sip_gateway.sip import PONG, KeepAlive, StreamFramer
+
+log = logging.getLogger("pua_reginfo.transport")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`127.0.0.1:5060`, `[::1]:5060` or `host:port` into (host, port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]:")
+    else:
+        host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"bad listen address {text!r} (host:port or [v6]:port)")
+    ipaddress.ip_address(host)
+    return host, int(port)
+
+
+class UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, core: SipCore, local: tuple[str, int]):
+        self.core, self.local = core, local
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.local = transport.get_extra_info("sockname")[:2]
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        if not data.strip(b"\r\n\x00"):
+            return  # keep-alive noise
+        arrival = Arrival((addr[0], addr[1]), "udp", self.local)
+        self.core.receive_datagram(data, arrival, self._send)
+
+    def _send(self, data: bytes, destination: tuple[str, int]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data, destination)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp error: %s", exc)
+
+
+@dataclass
+class TcpLimits:
+    idle_timeout: float = 300.0
+    header_timeout: float = 10.0
+    max_connections: int = 1024
+
+
+class TcpServer:
+    def __init__(self, core: SipCore, limits: TcpLimits | None = None):
+        self.core = core
+        self.limits = limits or TcpLimits()
+        self.connections: set[asyncio.Task] = set()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self.connections) >= self.limits.max_connections:
+            writer.close()
+            return
+        task = asyncio.current_task()
+        self.connections.add(task)
+        peer = writer.get_extra_info("peername")[:2]
+        local = writer.get_extra_info("sockname")[:2]
+        arrival = Arrival((peer[0], peer[1]), "tcp", (local[0], local[1]))
+        framer = StreamFramer()
+
+        def send(data: bytes, _destination) -> None:
+            if not writer.is_closing():
+                writer.write(data)
+
+        try:
+            while self.core.accepting:
+                timeout = self.limits.header_timeout if framer.buffered else self.limits.idle_timeout
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), timeout)
+                except asyncio.TimeoutError:
+                    break
+                if not data:
+                    break
+                try:
+                    events = framer.feed(data)
+                except PeerError as error:
+                    log.info("closing tcp:%s:%s: %s", peer[0], peer[1], error)
+                    break
+                for event in events:
+                    if isinstance(event, KeepAlive):
+                        if event.ping:
+                            send(PONG, peer)
+                        continue
+                    self.core.receive_message(event, arrival, send, reliable=True)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.connections.discard(task)
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+
+async def start_listeners(core: SipCore, udp: list[str], tcp: list[str],
+                          limits: TcpLimits | None = None) -> tuple[list, TcpServer]:
+    """Open every listener; returns the objects to close and the TCP connection tracker."""
+    loop = asyncio.get_running_loop()
+    closers: list = []
+    tcp_server = TcpServer(core, limits)
+    for text in udp:
+        host, port = parse_listen(text)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda h=host, p=port: UdpProtocol(core, (h, p)), local_addr=(host, port))
+        closers.append(transport)
+        log.info("listening udp %s", _address(transport.get_extra_info("sockname")))
+    for text in tcp:
+        host, port = parse_listen(text)
+        server = await asyncio.start_server(tcp_server.handle, host, port)
+        closers.append(server)
+        for sock in server.sockets:
+            log.info("listening tcp %s", _address(sock.getsockname()))
+    return closers, tcp_server
+
+
+def _address(sockname) -> str:
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
