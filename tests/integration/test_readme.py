@@ -17,3 +17,14 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "```sh\nbash scripts/test\n```" in readme
     assert "exec bash scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_readme_settings_example_loads(tmp_path):
+    from infrastructure.settings import load_settings
+
+    text = (ROOT / "README.md").read_text()
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.toml"
+    path.write_text(example)
+    settings = load_settings(path, env={})
+    assert settings.notify.mode == "rfc" and settings.registrar.min_expires == 60
