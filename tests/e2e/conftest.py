@@ -9,11 +9,14 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from sip_gateway.transports import parse_listen
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -37,10 +40,12 @@ def free_port() -> int:
 def options(port: int, host: str = HOST, timeout: float = 0.5) -> bytes:
     """Send an OPTIONS over UDP and return the response bytes ('' on timeout)."""
     branch = uuid.uuid4().hex
-    message = (f"OPTIONS sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {host}:9;branch=z9hG4bK{branch};rport\r\n"
-               f"Max-Forwards: 70\r\nFrom: <sip:probe@{host}>;tag=p\r\nTo: <sip:{host}:{port}>\r\n"
+    where = f"[{host}]" if ":" in host else host
+    message = (f"OPTIONS sip:{where}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {where}:9;branch=z9hG4bK{branch};rport\r\n"
+               f"Max-Forwards: 70\r\nFrom: <sip:probe@{where}>;tag=p\r\nTo: <sip:{where}:{port}>\r\n"
                f"Call-ID: {branch}@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         sock.sendto(message, (host, port))
         try:
@@ -87,25 +92,29 @@ class Gateways:
         self.running: list[RunningGateway] = []
 
     def start(self, store_url: str, config: str = "", env: dict | None = None) -> RunningGateway:
+        """Start serve; `config` is TOML merged over loopback listeners on a free port."""
         port = free_port()
+        settings = {"listen": {"udp": [f"{HOST}:{port}"], "tcp": [f"{HOST}:{port}"]},
+                    "registrar": {"domains": ["example.com"]}, "node": {"id": "e2e"}}
+        for section, values in tomllib.loads(config).items():
+            settings.setdefault(section, {}).update(values)
+        probe_host, probe_port = parse_listen(settings["listen"]["udp"][0])
         name = f"gateway-{len(self.running)}"
         config_path = self.tmp_path / f"{name}.toml"
-        config_path.write_text(
-            f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = ["{HOST}:{port}"]\n'
-            '[registrar]\ndomains = ["example.com"]\n[node]\nid = "e2e"\n' + config)
+        config_path.write_text(_toml(settings))
         log_path = self.tmp_path / f"{name}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "infrastructure.cli", "serve", "--store", store_url,
                  "--config", str(config_path)],
                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})})
-        gateway = RunningGateway(port, store_url, process, log_path)
+        gateway = RunningGateway(probe_port, store_url, process, log_path, probe_host)
         self.running.append(gateway)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if not gateway.alive():
                 raise AssertionError(f"serve exited early:\n{gateway.log()}")
-            if options(port).startswith(b"SIP/2.0 200"):
+            if options(probe_port, probe_host).startswith(b"SIP/2.0 200"):
                 return gateway
             time.sleep(0.1)
         raise AssertionError(f"serve did not answer OPTIONS:\n{gateway.log()}")
@@ -113,6 +122,20 @@ class Gateways:
     def stop_all(self) -> None:
         for gateway in self.running:
             gateway.stop()
+
+
+def _toml(settings: dict) -> str:
+    """Settings (tables of strings, numbers, booleans and string lists) as TOML."""
+    def value(item):
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, (int, float)):
+            return str(item)
+        if isinstance(item, list):
+            return "[" + ", ".join(value(v) for v in item) + "]"
+        return '"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "".join(f"[{section}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in values.items())
+                   for section, values in settings.items())
 
 
 @pytest.fixture

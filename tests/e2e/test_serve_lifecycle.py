@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import time
+from datetime import datetime
 
-from tests.e2e.conftest import HOST, options
+from tests.e2e.conftest import HOST, free_port, options
 
 
 def register_bytes(port: int, cseq: int, expires: int = 600, branch: str = "b1") -> bytes:
@@ -37,3 +40,44 @@ def test_untrusted_peers_get_403(gateways, sqlite_url):
         sock.sendto(register_bytes(gateway.port, 1), (HOST, gateway.port))
         reply = sock.recv(65535)
     assert reply.startswith(b"SIP/2.0 403 Forbidden") and b"not a trusted peer" in reply
+
+
+def test_the_sweeper_expires_bindings_on_time(gateways, sqlite_url):
+    gateway = gateways.start(sqlite_url, "[registrar]\nmin_expires = 1\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.sendto(register_bytes(gateway.port, 1, expires=2), (HOST, gateway.port))
+        assert sock.recv(65535).startswith(b"SIP/2.0 200 OK")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        events = json.loads(gateway.cli("audit", "alice@example.com", "--json").stdout)
+        if events[-1]["event"] == "registration.terminated":
+            break
+        time.sleep(0.5)
+    assert [e["event"] for e in events[-2:]] == ["expired", "registration.terminated"]
+    assert events[-2]["origin"] == "expiry"
+    lapse = datetime.fromisoformat(events[-2]["time"].replace("Z", "+00:00")).timestamp()
+    assert lapse - events[-2]["expires"] < 2.5  # recorded within the sweep period
+
+
+def test_tcp_keepalive_pings_are_answered_and_sigint_stops_cleanly(gateways, sqlite_url):
+    gateway = gateways.start(sqlite_url)
+    with socket.create_connection((HOST, gateway.port), timeout=5) as conn:
+        conn.sendall(b"\r\n\r\n")
+        assert conn.recv(10) == b"\r\n"
+        conn.sendall(register_bytes(gateway.port, 1).replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP"))
+        assert conn.recv(65535).startswith(b"SIP/2.0 200 OK")
+    gateway.process.send_signal(signal.SIGINT)
+    assert gateway.process.wait(timeout=20) == 0
+    assert "stopped" in gateway.log()
+
+
+def test_an_ipv6_listener_serves(gateways, sqlite_url):
+    port = free_port()
+    v6 = gateways.start(sqlite_url, f'[listen]\nudp = ["[::1]:{port}"]\ntcp = ["[::1]:{port}"]\n')
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.sendto(register_bytes(port, 1).replace(f"{HOST}:9".encode(), b"[::1]:9"), ("::1", port))
+        reply = sock.recv(65535)
+    assert reply.startswith(b"SIP/2.0 200 OK")
+    assert v6.alive()
