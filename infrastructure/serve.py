@@ -15,6 +15,8 @@ import signal
 import time
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
+
 from domain import Binding, RegisterRequest
 from domain.notify_rfc import NotifyResult
 from domain.reginfo import ReginfoDocument
@@ -49,10 +51,16 @@ class ExecutorPort:
         return await self.executor.submit(ApplyNotify(document, context))
 
     async def knows_subscription(self, subscription_id: str) -> bool:
-        loop = asyncio.get_running_loop()
+        """A subscription we hold and that has not ended (RFC 6665 4.1.3: else 481)."""
         repository = self.service.app.repository
         key = subscription_aggregate_id(subscription_id)
-        return await loop.run_in_executor(self.executor.store_thread, repository.__contains__, key)
+
+        def active() -> bool:
+            try:
+                return repository.get(key).state != "terminated"
+            except AggregateNotFoundError:
+                return False
+        return await asyncio.get_running_loop().run_in_executor(self.executor.store_thread, active)
 
 
 class Gateway:

@@ -54,5 +54,7 @@ def test_rfc_mode_checks_the_dialog_event_type_and_body(gateways, sqlite_url, tm
         ended = exchange(sock, gateway.port, notify(port, version=2, branch="f",
                                                     state="terminated;reason=deactivated"))
         assert ended.startswith(b"SIP/2.0 200")
+        after_end = exchange(sock, gateway.port, notify(port, version=3, branch="g"))
+        assert after_end.startswith(b"SIP/2.0 481")  # the subscription has ended
     [binding] = json.loads(gateway.cli("query", "--json").stdout)
     assert (binding["contact"], binding["origin"]) == ("sip:nina@192.0.2.7", "notify")
