@@ -13,17 +13,35 @@ from __future__ import annotations
 from dataclasses import replace
 
 from domain.binding import Binding, binding_key
+from domain.errors import InvalidRequest
 from domain.reginfo import ContactInfo
 
-LIFTED_PARAMS = ("+sip.instance", "reg-id")
+MAX_CSEQ = 2**31 - 1  # RFC 3261 8.1.1.5
+MAX_REG_ID = 2**31 - 1  # RFC 5626 4.2
+MAX_SECONDS = 2**32 - 1
 
 
 def contact_identity(contact: ContactInfo) -> tuple[str | None, int | None]:
     """+sip.instance and reg-id of a reported contact (RFC 5626 4.1, 4.2)."""
     instance = contact.param("+sip.instance") or None
-    reg_id_text = contact.param("reg-id")
-    reg_id = int(reg_id_text) if reg_id_text and reg_id_text.isdigit() else None
-    return instance, reg_id
+    return instance, _reg_id(contact.param("reg-id"))
+
+
+def _reg_id(text: str | None) -> int | None:
+    if text and text.isascii() and text.isdigit() and len(text) <= 10:
+        value = int(text)
+        return value if 1 <= value <= MAX_REG_ID else None
+    return None
+
+
+def check_ranges(contact: ContactInfo) -> None:
+    """Refuse numbers a binding cannot hold (CSeq below 2**31, seconds in 32 bits)."""
+    if contact.cseq is not None and not 0 <= contact.cseq <= MAX_CSEQ:
+        raise InvalidRequest(f"contact {contact.uri}: cseq {contact.cseq} out of range")
+    for name in ("expires", "retry_after", "duration_registered"):
+        value = getattr(contact, name)
+        if value is not None and not 0 <= value <= MAX_SECONDS:
+            raise InvalidRequest(f"contact {contact.uri}: {name.replace('_', '-')} {value} out of range")
 
 
 def contact_key(contact: ContactInfo) -> str:
@@ -36,8 +54,11 @@ def notified_binding(contact: ContactInfo, *, callid: str, cseq: int, expires: f
                      now: float) -> Binding:
     """The binding after applying `contact`; `expires` is absolute (Unix seconds)."""
     instance, reg_id = contact_identity(contact)
+    lifted = {"+sip.instance"} if instance else set()
+    if reg_id is not None:
+        lifted.add("reg-id")
     params = tuple((name, value or None) for name, value in contact.unknown_params
-                   if name.lower() not in LIFTED_PARAMS)
+                   if name.lower() not in lifted)
     if contact.duration_registered is not None:
         registered_at = now - contact.duration_registered
     else:

@@ -18,8 +18,8 @@ with neither callid nor id (Kamailio crashes) refuses the whole document with -1
 
 from __future__ import annotations
 
-from domain.errors import InvalidUri
-from domain.notified_binding import contact_key, notified_binding
+from domain.errors import InvalidRequest, InvalidUri
+from domain.notified_binding import check_ranges, contact_key, notified_binding
 from domain.notify_rfc import AorWork, Identify, Load, NotifyResult, Workspace
 from domain.reginfo import ContactInfo, ReginfoDocument
 
@@ -82,7 +82,8 @@ def _process_contact(work: AorWork, contact: ContactInfo, subscription: str | No
         return 2
     try:
         key = contact_key(contact)
-    except InvalidUri as error:
+        check_ranges(contact)
+    except (InvalidUri, InvalidRequest) as error:
         reasons.append(f"contact skipped: {error}")
         return -1
     existing = work.live.get(key)

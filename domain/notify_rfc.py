@@ -26,7 +26,7 @@ from domain.address_of_record import AddressOfRecord, NotifiedChange
 from domain.aor import AorIdentity
 from domain.binding import Binding
 from domain.contact_machine import TERMINATING_EVENTS
-from domain.notified_binding import contact_key, notified_binding
+from domain.notified_binding import check_ranges, contact_key, notified_binding
 from domain.reginfo import ContactInfo, ReginfoDocument
 from domain.subscription import GAP, STALE, Subscription
 
@@ -92,6 +92,7 @@ def apply_rfc(document: ReginfoDocument, subscription: Subscription, *, identify
     for reg in document.registrations:
         for contact in reg.contacts:
             contact_key(contact)  # refuses an unusable contact URI before anything changes
+            check_ranges(contact)
     space = Workspace(identify, load, now)
     verdict = subscription.classify(document.version)
     if verdict == STALE:

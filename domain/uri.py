@@ -27,6 +27,7 @@ _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9](
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _TEL_GLOBAL = re.compile(r"^\+[0-9().-]*[0-9][0-9().-]*$")
 _TEL_LOCAL = re.compile(r"^[0-9A-Fa-f*#().-]*[0-9A-Fa-f*#][0-9A-Fa-f*#().-]*$")
+_DIGITS = re.compile(r"[0-9]{1,5}")
 _BAD_CHARACTER = re.compile(r'[\s\x00-\x1f\x7f<>"]')
 # Characters left unescaped in a user part: unreserved / user-unreserved (RFC 3261 25.1).
 _USER_SAFE = "-_.!~*'()&=+$,;?/"
@@ -209,7 +210,7 @@ def _parse_hostport(text: str, whole: str) -> tuple[str, int | None]:
         host = host.lower()
     port = None
     if port_text is not None:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not _DIGITS.fullmatch(port_text) or not 0 < int(port_text) < 65536:
             raise InvalidUri(f"bad port in {whole!r}")
         port = int(port_text)
     return host, port

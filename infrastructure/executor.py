@@ -9,8 +9,9 @@ not durable. One thread hop per batch, not per request.
 
 A command refused by the domain (out-of-order CSeq, ...) gets its error and changes
 nothing: domain commands validate before they record events. If that ever failed to hold,
-or the save conflicts with another node that wrote the same AoR, the batch is re-run one
-command per transaction on fresh aggregates, with conflict retries.
+if a command fails unexpectedly, or if the save conflicts with another node that wrote the
+same AoR, the batch is re-run one command per transaction on fresh aggregates (with
+conflict retries), so only the failing command fails.
 """
 
 from __future__ import annotations
@@ -127,6 +128,9 @@ class GroupCommitExecutor:
                 if uow.pending_count() != pending:
                     return self._one_by_one(commands)
                 outcomes.append(Outcome(error=error))
+            except Exception:  # a bug must fail its own command, not the batch
+                log.exception("command failed: %r", command)
+                return self._one_by_one(commands)
         try:
             uow.commit()
         except IntegrityError:
@@ -141,5 +145,8 @@ class GroupCommitExecutor:
                                      self.clock.now())
                 outcomes.append(Outcome(value))
             except DomainError as error:
+                outcomes.append(Outcome(error=error))
+            except Exception as error:
+                log.exception("command failed on its own: %r", command)
                 outcomes.append(Outcome(error=error))
         return outcomes

@@ -29,7 +29,7 @@ from sip_gateway.peers import TrustedPeers
 from sip_gateway.registrar import RegistrarPolicy
 from sip_gateway.server import SipCore
 from sip_gateway.sip import ServerTransactionLayer
-from sip_gateway.transports import start_listeners
+from sip_gateway.transports import TcpLimits, start_listeners
 
 log = logging.getLogger("pua_reginfo.serve")
 SWEEP_INTERVAL = 1.0
@@ -89,7 +89,11 @@ class Gateway:
         self.executor.start()
         self.executor.on_commit(self._dirty.set)
         listen = self.service.settings.listen
-        self.closers, self.tcp = await start_listeners(self.core, list(listen.udp), list(listen.tcp))
+        limits = TcpLimits(idle_timeout=listen.tcp_idle_timeout,
+                           header_timeout=listen.tcp_header_timeout,
+                           max_connections=listen.tcp_max_connections)
+        self.closers, self.tcp = await start_listeners(self.core, list(listen.udp),
+                                                       list(listen.tcp), limits)
         loop = asyncio.get_running_loop()
         for name, job in (("projector", self._project), ("sweeper", self._sweep),
                           ("timers", self._timers)):

@@ -62,6 +62,9 @@ class SecuritySettings:
 class ListenSettings:
     udp: tuple[str, ...] = ("127.0.0.1:5060",)
     tcp: tuple[str, ...] = ("127.0.0.1:5060",)
+    tcp_idle_timeout: int = 300  # seconds without any byte before a connection is closed
+    tcp_header_timeout: int = 10  # seconds a message may take to arrive completely
+    tcp_max_connections: int = 1024
 
 
 @dataclass(frozen=True)
@@ -253,5 +256,8 @@ def _validate(settings: Settings) -> None:
     for sub in settings.subscribe:
         if sub.expires <= 0:
             raise SettingsError("[[subscribe]] expires must be positive")
+    listen = settings.listen
+    if min(listen.tcp_idle_timeout, listen.tcp_header_timeout, listen.tcp_max_connections) <= 0:
+        raise SettingsError("[listen] tcp timeouts and tcp_max_connections must be positive")
     if not settings.node.id:
         raise SettingsError("[node] id must not be empty")

@@ -90,7 +90,11 @@ class SipCore:
                      else ServiceUnavailable("shutting down", retry_after=5))
             send(response_for_error(stamped, error).serialize(), destination)
             return
-        received = self.transactions.receive(request, self.clock(), reliable=reliable)
+        try:
+            received = self.transactions.receive(request, self.clock(), reliable=reliable)
+        except PeerError as error:  # no transaction key (e.g. an RFC 2543 request, bad To)
+            send(response_for_error(stamped, error).serialize(), destination)
+            return
         if received.disposition is Disposition.ANSWERED:
             send(received.resend, destination)
         elif received.disposition is Disposition.REFUSED:
@@ -109,8 +113,13 @@ class SipCore:
             response, aor = await self.handler.handle(request, arrival)
         except Exception as error:  # a bug must cost one request a 500, never the service
             log.exception("handler failed")
-            response = response_for_error(request, _ServerError(str(error)))
             aor = "-"
+            try:
+                response = response_for_error(request, _ServerError(str(error)))
+            except Exception:
+                log.exception("no response could be built; transaction dropped")
+                self.transactions.transport_error(key)
+                return
         wire = self.transactions.respond(key, response, self.clock())
         if wire is not None:
             try:
@@ -147,6 +156,7 @@ def _with_top_via(request: SipRequest, top: Via, vias: list[str]) -> SipRequest:
 
 
 def _salvaged_request(data: bytes) -> SipRequest | None:
+    data = data.lstrip(b"\r\n")  # CRLFs before the start line are ignored (RFC 3261 7.5)
     head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:16384]
     lines = head.decode("utf-8", "replace").splitlines()
     if not lines:

@@ -2,8 +2,8 @@
 
 UDP: each datagram is one message. TCP: a StreamFramer per connection (Content-Length
 framing, bounded buffers); a CRLFCRLF ping is answered with CRLF (RFC 5626 3.5.1); a
-connection that sends no complete message for `idle_timeout`, or keeps a message half
-sent for `header_timeout` (slowloris), is closed; a framing error closes it too.
+connection that sends nothing for `idle_timeout`, or has not completed a message
+`header_timeout` seconds after it began (slowloris), is closed; a framing error too.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def parse_listen(text: str) -> tuple[str, int]:
         host, _, port = text[1:].partition("]:")
     else:
         host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+    if not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) < 65536:
         raise ValueError(f"bad listen address {text!r} (host:port or [v6]:port)")
     ipaddress.ip_address(host)
     return host, int(port)
@@ -85,9 +85,19 @@ class TcpServer:
             if not writer.is_closing():
                 writer.write(data)
 
+        loop = asyncio.get_running_loop()
+        partial_since: float | None = None  # when the half-sent message began
         try:
             while self.core.accepting:
-                timeout = self.limits.header_timeout if framer.buffered else self.limits.idle_timeout
+                if framer.buffered:
+                    partial_since = partial_since if partial_since is not None else loop.time()
+                    timeout = self.limits.header_timeout - (loop.time() - partial_since)
+                else:
+                    partial_since, timeout = None, self.limits.idle_timeout
+                if timeout <= 0:
+                    log.info("closing tcp:%s:%s: message not completed in %s s", peer[0], peer[1],
+                             self.limits.header_timeout)
+                    break
                 try:
                     data = await asyncio.wait_for(reader.read(65536), timeout)
                 except asyncio.TimeoutError:
@@ -99,6 +109,8 @@ class TcpServer:
                 except PeerError as error:
                     log.info("closing tcp:%s:%s: %s", peer[0], peer[1], error)
                     break
+                if events:
+                    partial_since = None  # a message completed; a new one may have begun
                 for event in events:
                     if isinstance(event, KeepAlive):
                         if event.ping:

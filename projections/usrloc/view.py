@@ -28,7 +28,7 @@ _DDL = (
     " path TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL, q DOUBLE PRECISION,"
     " callid TEXT NOT NULL, cseq BIGINT NOT NULL, last_modified DOUBLE PRECISION NOT NULL,"
     " flags INTEGER NOT NULL, cflags INTEGER NOT NULL, user_agent TEXT, socket TEXT,"
-    " methods TEXT, instance TEXT, reg_id INTEGER, ruid TEXT NOT NULL, state TEXT NOT NULL,"
+    " methods TEXT, instance TEXT, reg_id BIGINT, ruid TEXT NOT NULL, state TEXT NOT NULL,"
     " event TEXT NOT NULL, origin TEXT NOT NULL, PRIMARY KEY (aor_id, binding_key))",
     "CREATE INDEX IF NOT EXISTS usrloc_location_expires ON {location} (expires)",
     "CREATE TABLE IF NOT EXISTS {tracking} ("
