@@ -11,6 +11,7 @@ from domain.errors import (
     InvalidUri,
     OutOfOrderRequest,
     PuaReginfoError,
+    TooManyBindings,
     UnknownAddressOfRecord,
     UnknownContact,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "RegistrationTerminated",
     "SipUri",
     "TelUri",
+    "TooManyBindings",
     "UnknownAddressOfRecord",
     "UnknownContact",
     "aggregate_id",

@@ -20,7 +20,13 @@ from eventsourcing.domain import BaseAggregate
 from domain.aor import AorIdentity
 from domain.binding import Binding, ContactUpdate, RegisterRequest
 from domain.contact_machine import ACTIVE, CONTACT_MACHINE, INIT
-from domain.errors import IllegalTransition, InvalidRequest, OutOfOrderRequest, UnknownContact
+from domain.errors import (
+    IllegalTransition,
+    InvalidRequest,
+    OutOfOrderRequest,
+    TooManyBindings,
+    UnknownContact,
+)
 from domain.events import (
     CONTACT_EVENTS,
     ContactCreated,
@@ -98,7 +104,8 @@ class AddressOfRecord(BaseAggregate[UUID]):
 
     # Commands ------------------------------------------------------------------------
 
-    def register(self, request: RegisterRequest, node: str, now: float) -> None:
+    def register(self, request: RegisterRequest, node: str, now: float,
+                 max_bindings: int | None = None) -> None:
         """Apply a REGISTER's Contact list atomically (RFC 3261 10.3 steps 6-8)."""
         live = {b.key: b for b in self.live_bindings(now)}
         if request.wildcard:
@@ -115,6 +122,12 @@ class AddressOfRecord(BaseAggregate[UUID]):
                 updates[update.key] = update
             for key in updates.keys() & live.keys():
                 self._check_order(live[key], request)
+            if max_bindings:
+                after = {k for k in live if updates.get(k, None) is None or updates[k].expires}
+                after |= {k for k, u in updates.items() if u.expires}
+                if len(after) > max_bindings:
+                    raise TooManyBindings(f"{self.aor} would have {len(after)} bindings "
+                                          f"(at most {max_bindings})")
 
         self.expire(node, now)
         cause = request.cause

@@ -41,3 +41,9 @@ class UnknownContact(DomainError):
     """The AoR has no active binding for this contact."""
 
     sip_status = 404
+
+
+class TooManyBindings(DomainError):
+    """A REGISTER would leave the AoR with more bindings than the registrar allows."""
+
+    sip_status = 403

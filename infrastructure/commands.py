@@ -24,6 +24,7 @@ class Register:
 
     aor: str
     request: RegisterRequest | None
+    max_bindings: int | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def register(uow: UnitOfWork, command: Register) -> list[Binding]:
         found = uow.existing_aor(identity)
         return found.live_bindings(now) if found else []
     aggregate = uow.aor(identity, "register", command.request.cause)
-    aggregate.register(command.request, app.node, now)
+    aggregate.register(command.request, app.node, now, command.max_bindings)
     return aggregate.live_bindings(now)
 
 

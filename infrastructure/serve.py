@@ -43,7 +43,8 @@ class ExecutorPort:
         self.service, self.executor = service, executor
 
     async def register(self, aor: str, request: RegisterRequest | None) -> list[Binding]:
-        return await self.executor.submit(Register(aor, request))
+        limit = self.service.settings.registrar.max_contacts or None
+        return await self.executor.submit(Register(aor, request, limit))
 
     async def notify(self, document: ReginfoDocument | None, mode: str, subscription_id: str,
                      ended_reason: str | None) -> NotifyResult:

@@ -51,6 +51,7 @@ class RegistrarSettings:
     min_expires: int = 60
     max_expires: int = 3600
     default_expires: int = 3600
+    max_contacts: int = 100  # bindings per AoR; 0: no limit
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,8 @@ def _validate(settings: Settings) -> None:
             "[registrar] needs 0 < min_expires <= default_expires <= max_expires "
             f"(have {reg.min_expires}, {reg.default_expires}, {reg.max_expires})"
         )
+    if reg.max_contacts < 0:
+        raise SettingsError("[registrar] max_contacts must not be negative (0: no limit)")
     for network in settings.security.trusted:
         try:
             ipaddress.ip_network(network, strict=False)

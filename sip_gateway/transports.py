@@ -54,7 +54,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
             self.transport.sendto(data, destination)
 
     def error_received(self, exc: Exception) -> None:
-        log.debug("udp error: %s", exc)
+        log.warning("udp send failed: %s", exc)
 
 
 @dataclass

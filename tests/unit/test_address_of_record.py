@@ -163,3 +163,16 @@ def test_bindings_are_listed_by_descending_q():
                                           ContactUpdate("sip:a@h2", 60),
                                           ContactUpdate("sip:a@h3", 60, q=0.5))), NODE, T0)
     assert [b.contact for b in aor.live_bindings(T0)] == ["sip:a@h2", "sip:a@h3", "sip:a@h1"]
+
+
+def test_a_register_beyond_the_binding_limit_is_refused_and_changes_nothing():
+    from domain import TooManyBindings
+
+    aor = new_aor()
+    aor.register(register("c1", 1, ("sip:a@h1", 600), ("sip:a@h2", 600)), NODE, T0, max_bindings=2)
+    aor.collect_events()
+    with pytest.raises(TooManyBindings, match="3 bindings"):
+        aor.register(register("c2", 1, ("sip:a@h3", 600)), NODE, T0 + 1, max_bindings=2)
+    assert names(aor) == []
+    aor.register(register("c1", 2, ("sip:a@h1", 0), ("sip:a@h3", 600)), NODE, T0 + 2, max_bindings=2)
+    assert sorted(b.contact for b in aor.live_bindings(T0 + 2)) == ["sip:a@h2", "sip:a@h3"]
