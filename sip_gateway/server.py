@@ -52,7 +52,7 @@ class SipCore:
         try:
             message = parse_message(data)
         except PeerError as error:
-            self._salvage(data, error, arrival, send)
+            self.answer_unparsable(data, error, arrival, send)
             return
         self.receive_message(message, arrival, send, reliable=False)
 
@@ -130,7 +130,7 @@ class SipCore:
         log.info("method=%s aor=%s result=%d latency_ms=%.2f peer=%s", request.method, aor,
                  response.status, (time.perf_counter() - started) * 1000, _peer(arrival))
 
-    def _salvage(self, data: bytes, error: PeerError, arrival: Arrival, send: Send) -> None:
+    def answer_unparsable(self, data: bytes, error: PeerError, arrival: Arrival, send: Send) -> None:
         """Answer an unparsable request 400 (or its status) if its dialog headers survive."""
         try:
             request = _salvaged_request(data)

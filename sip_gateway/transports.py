@@ -107,6 +107,9 @@ class TcpServer:
                 try:
                     events = framer.feed(data)
                 except PeerError as error:
+                    if framer.failed_bytes:
+                        self.core.answer_unparsable(framer.failed_bytes, error, arrival, send)
+                        await writer.drain()
                     log.info("closing tcp:%s:%s: %s", peer[0], peer[1], error)
                     break
                 if events:

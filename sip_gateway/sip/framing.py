@@ -54,6 +54,7 @@ class StreamFramer:
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
         self._buffer = bytearray()
+        self.failed_bytes = b""  # the start of the message that broke the stream, if any
         self._scanned = 0  # bytes of the header section already searched for its end
         self._head: Head | None = None  # a head waiting for its body
         self._error: PeerError | None = None
@@ -79,6 +80,7 @@ class StreamFramer:
                 events.append(event)
         except PeerError as error:
             self._error = error
+            self.failed_bytes = bytes(self._buffer[: self.max_header_bytes + 4])
             self._buffer = bytearray()
             self._head = None
             raise

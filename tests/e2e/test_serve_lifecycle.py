@@ -81,3 +81,15 @@ def test_an_ipv6_listener_serves(gateways, sqlite_url):
         reply = sock.recv(65535)
     assert reply.startswith(b"SIP/2.0 200 OK")
     assert v6.alive()
+
+
+def test_a_malformed_request_over_tcp_is_answered_400_before_closing(gateways, sqlite_url):
+    gateway = gateways.start(sqlite_url)
+    bad = register_bytes(gateway.port, 1).replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP").replace(
+        b"CSeq: 1 REGISTER", b"CSeq: x REGISTER")
+    with socket.create_connection((HOST, gateway.port), timeout=5) as conn:
+        conn.sendall(bad)
+        reply = conn.recv(65535)
+        assert reply.startswith(b"SIP/2.0 400") and b"Warning: 399 pua-reginfo" in reply
+        assert conn.recv(10) == b""  # then the stream is closed
+    assert gateway.alive()
