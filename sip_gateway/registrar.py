@@ -79,6 +79,7 @@ def read_register(request: SipRequest, policy: RegistrarPolicy, *, source: tuple
     tel AoRs have no domain and are always accepted, whatever `policy.domains` says.
     """
     headers = request.headers
+    _check_request_uri(request.uri, policy)
     aor, host = _address_of_record(headers.get("To"))
     if host is not None and not policy.serves(host):
         raise Forbidden(f"domain {host} is not served by this registrar")
@@ -120,6 +121,26 @@ def read_register(request: SipRequest, policy: RegistrarPolicy, *, source: tuple
         user_agent=headers.get("User-Agent") or None,
         socket=f"{transport.lower()}:{_hostport(*local)}",
     ))
+
+
+def _check_request_uri(text: str, policy: RegistrarPolicy) -> None:
+    """RFC 3261 10.3 step 1: the Request-URI names a domain we hold bindings for.
+
+    An IP address literal is accepted: the client addressed this registrar directly.
+    """
+    try:
+        uri = parse_uri(text)
+    except InvalidUri as error:
+        raise MalformedMessage(f"bad Request-URI: {error}") from None
+    if not isinstance(uri, SipUri):
+        raise MalformedMessage("a REGISTER Request-URI must be a SIP or SIPS URI")
+    try:
+        ipaddress.ip_address(uri.host.strip("[]"))
+        return
+    except ValueError:
+        pass
+    if not policy.serves(uri.host):
+        raise Forbidden(f"Request-URI domain {uri.host} is not served by this registrar")
 
 
 def register_ok(request: SipRequest, bindings: Sequence[Binding], now: float, *,

@@ -356,3 +356,22 @@ def test_any_header_values_map_or_raise_a_peer_error_and_always_get_a_response(l
     response = parse_message(register_ok(request, bindings, NOW, to_tag="t").serialize())
     assert len(response.headers.get_all("Contact")) == len(bindings)
     assert all(NameAddr.parse(c).param("expires") for c in response.headers.get_all("Contact"))
+
+
+@pytest.mark.parametrize("request_uri, outcome", [
+    ("sip:example.com", None),
+    ("sip:EXAMPLE.com:5060", None),
+    ("sip:198.51.100.1", None),  # the registrar addressed by its address
+    ("sip:[2001:db8::1]:5070", None),
+    ("sip:other.example.net", "Request-URI domain other.example.net is not served"),
+    ("tel:+15551230001", "must be a SIP or SIPS URI"),
+])
+def test_the_request_uri_must_name_a_domain_we_serve(request_uri, outcome):
+    raw = raw_register("Contact: <sip:alice@192.0.2.10>").replace(
+        b"REGISTER sip:example.com SIP/2.0", f"REGISTER {request_uri} SIP/2.0".encode())
+    if outcome is None:
+        assert read(raw).aor == "sip:alice@example.com"
+        return
+    with pytest.raises(PeerError, match=outcome) as error:
+        read(raw)
+    assert error.value.sip_status == (403 if "not served" in outcome else 400)
