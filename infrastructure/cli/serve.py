@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from domain import PuaReginfoError
 from infrastructure.cli.options import service_from, store_options
 from infrastructure.serve import serve as run_gateway
 
@@ -32,4 +33,4 @@ def serve(udp: tuple[str, ...], tcp: tuple[str, ...], log_level: str, store_url:
         try:
             asyncio.run(run_gateway(service))
         except OSError as error:
-            raise click.ClickException(f"cannot listen: {error.strerror or error}") from None
+            raise PuaReginfoError(f"cannot listen: {error.strerror or error}") from None
