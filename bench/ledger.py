@@ -14,38 +14,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg  # noqa: E402
-
+from bench.stores import empty_store  # noqa: E402
 from domain import ContactUpdate, RegisterRequest  # noqa: E402
 from infrastructure.bootstrap import open_service  # noqa: E402
 from infrastructure.settings import load_settings  # noqa: E402
-
-PG = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-
-
-@contextmanager
-def empty_store(kind: str):
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{Path(folder) / 'bench.db'}"
-        return
-    name = f"pua_reginfo_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(**PG, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(**PG, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
 
 def one_round(kind: str, aors: int, commands: int) -> tuple[float, float, int]:
     with empty_store(kind) as url:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ledger import empty_store  # noqa: E402
+from bench.stores import empty_store  # noqa: E402
 from domain.reginfo import ContactInfo, ReginfoDocument, RegistrationInfo  # noqa: E402
 from infrastructure.bootstrap import open_service  # noqa: E402
 from infrastructure.notifications import NotifyContext, apply_document  # noqa: E402

@@ -45,15 +45,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.stores import empty_store  # noqa: E402
+
 SCENARIO_DIR = Path(__file__).resolve().parent / "sipp"
 SCENARIOS = {"register": "register.xml", "notify-1c": "notify-1c.xml", "notify-5c": "notify-5c.xml"}
 RATES = (100, 200, 400, 600, 800, 1200, 1600, 2400, 3200)
 QUICK_RATES = (100, 200, 400, 600, 800, 1200)
 HOST = "127.0.0.1"
-PG = dict(host=HOST, port=5432, user="postgres", dbname="postgres")
 MIN_RATE_SHARE = 0.95
 
 
@@ -120,23 +121,6 @@ def options_answered(port: int) -> bool:
             return sock.recv(65535).startswith(b"SIP/2.0 200")
         except OSError:
             return False
-
-
-@contextmanager
-def empty_store(kind: str, folder: Path):
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'bench.db'}"
-        return
-    if kind != "postgresql":
-        raise SystemExit(f"unknown store {kind!r} (sqlite, postgresql)")
-    name = f"pua_reginfo_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(**PG, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@{HOST}:5432/{name}"
-    finally:
-        with psycopg.connect(**PG, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
