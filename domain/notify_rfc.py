@@ -42,6 +42,7 @@ class NotifyResult:
     reason: str | None = None
     gap: bool = False
     discarded: bool = False
+    unknown_subscription: bool = False  # rfc mode: no subscription of ours matches (481)
 
 
 @dataclass

@@ -42,6 +42,7 @@ class ApplyNotify:
 
     document: ReginfoDocument | None
     context: NotifyContext
+    require_subscription: bool = False  # rfc mode without accept_unsolicited_notify
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,11 @@ def apply_notify(uow: UnitOfWork, command: ApplyNotify, default_expires: int) ->
     """Decide a document; raises DomainError (before any change) for an unusable one."""
     app, now, context = uow.app, uow.now, command.context
     cause = f"NOTIFY subscription={context.subscription_id}"
+    if command.require_subscription:
+        held = uow.existing_subscription(context.subscription_id)
+        if held is None or held.state == "terminated":
+            return NotifyResult(-1, "no subscription matches this NOTIFY's dialog",
+                                unknown_subscription=True)
     subscription = uow.subscription(context.subscription_id) if context.mode == "rfc" else None
     if command.document is None:
         result = NotifyResult(1)

@@ -15,12 +15,9 @@ import signal
 import time
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-
 from domain import Binding, RegisterRequest
 from domain.notify_rfc import NotifyResult
 from domain.reginfo import ReginfoDocument
-from domain.subscription import subscription_aggregate_id
 from infrastructure.bootstrap import Service
 from infrastructure.commands import ApplyNotify, ExpireDue, NotifyContext, Register
 from infrastructure.executor import GroupCommitExecutor
@@ -47,21 +44,9 @@ class ExecutorPort:
         return await self.executor.submit(Register(aor, request, limit))
 
     async def notify(self, document: ReginfoDocument | None, mode: str, subscription_id: str,
-                     ended_reason: str | None) -> NotifyResult:
+                     ended_reason: str | None, require_subscription: bool) -> NotifyResult:
         context = NotifyContext(mode, subscription_id, ended_reason)
-        return await self.executor.submit(ApplyNotify(document, context))
-
-    async def knows_subscription(self, subscription_id: str) -> bool:
-        """A subscription we hold and that has not ended (RFC 6665 4.1.3: else 481)."""
-        repository = self.service.app.repository
-        key = subscription_aggregate_id(subscription_id)
-
-        def active() -> bool:
-            try:
-                return repository.get(key).state != "terminated"
-            except AggregateNotFoundError:
-                return False
-        return await asyncio.get_running_loop().run_in_executor(self.executor.store_thread, active)
+        return await self.executor.submit(ApplyNotify(document, context, require_subscription))
 
 
 class Gateway:

@@ -47,6 +47,16 @@ class UnitOfWork:
                 return None
         return self.loaded[aor_id][0]
 
+    def existing_subscription(self, subscription_id: str) -> Subscription | None:
+        key = subscription_aggregate_id(subscription_id)
+        if key not in self.loaded:
+            try:
+                self.loaded[key] = (self.app.repository.get(key), False)
+            except AggregateNotFoundError:
+                return None
+        subscription, new = self.loaded[key]
+        return None if new else subscription
+
     def subscription(self, subscription_id: str) -> Subscription:
         key = subscription_aggregate_id(subscription_id)
         if key not in self.loaded:

@@ -71,10 +71,11 @@ class RequestHandler:
         mode = self.policy.notify_mode
         intake = intake_request(request, mode)
         subscription = intake.dialog_id or "unsolicited"
-        if (mode == "rfc" and not self.policy.accept_unsolicited_notify
-                and not await self.port.knows_subscription(subscription)):
-            raise UnknownSubscription("no subscription matches this NOTIFY's dialog")
-        result = await self.port.notify(intake.document, mode, subscription, intake.ended_reason)
+        required = mode == "rfc" and not self.policy.accept_unsolicited_notify
+        result = await self.port.notify(intake.document, mode, subscription, intake.ended_reason,
+                                        required)
+        if result.unknown_subscription:
+            raise UnknownSubscription(result.reason or "no subscription matches this dialog")
         if result.code == -1:
             return make_response(request, 400, headers=[("Warning", warning(result.reason or ""))])
         return make_response(request, self.policy.notify_reply_code)

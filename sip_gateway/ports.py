@@ -14,8 +14,9 @@ class RegistrationPort(Protocol):
         """Apply a REGISTER (None: only read the bindings); raises DomainError if refused."""
 
     async def notify(self, document: ReginfoDocument | None, mode: str, subscription_id: str,
-                     ended_reason: str | None) -> NotifyResult:
-        """Apply a reginfo document durably; the result code of reginfo_handle_notify."""
+                     ended_reason: str | None, require_subscription: bool) -> NotifyResult:
+        """Apply a reginfo document durably; the result code of reginfo_handle_notify.
 
-    async def knows_subscription(self, subscription_id: str) -> bool:
-        """Whether a NOTIFY on this dialog belongs to a subscription we hold."""
+        With `require_subscription`, a dialog that matches no active subscription of ours
+        is refused (`unknown_subscription`), in the same transaction, changing nothing.
+        """
