@@ -47,3 +47,9 @@ class TooManyBindings(DomainError):
     """A REGISTER would leave the AoR with more bindings than the registrar allows."""
 
     sip_status = 403
+
+
+class NotSubscribed(DomainError):
+    """`unsubscribe` for a resource no subscription is kept for."""
+
+    sip_status = 404

@@ -18,6 +18,7 @@ from infrastructure.clock import Clock, SystemClock
 from infrastructure.settings import Settings
 from infrastructure.store import StoreError, StoreUrl, probe
 from projections import LocationView, UsrlocProjection, catch_up
+from projections.publisher import Composer, PublisherProjection, PublisherView, stored_history
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Service:
     settings: Settings
     app: Registrations
     usrloc: UsrlocProjection
+    publisher: PublisherProjection
     clock: Clock = field(default_factory=SystemClock)
 
     @property
@@ -33,6 +35,10 @@ class Service:
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         return catch_up(self.app, self.usrloc, progress=progress)
+
+    def catch_up_publisher(self) -> int:
+        """Compose the documents of this node's local changes into the PUBLISH outbox."""
+        return self.publisher.catch_up(self.app)
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
         """Drop the usrloc view and build it again from the whole event store."""
@@ -58,7 +64,13 @@ def open_service(settings: Settings, clock: Clock | None = None, catch_up_views:
         app = Registrations(store.env, settings.aor_policy, settings.node.id)
         view = LocationView(app.factory.datastore)
         view.create_table()
-        service = Service(settings, app, UsrlocProjection(view), clock or SystemClock())
+        outbox = PublisherView(app.factory.datastore)
+        outbox.create_table()
+        composer = Composer(settings.reginfo.default_domain, stored_history(app),
+                            kamailio_compat=settings.reginfo.kamailio_compat)
+        publisher = PublisherProjection(outbox, settings.node.id, app.name, composer)
+        service = Service(settings, app, UsrlocProjection(view), publisher,
+                          clock or SystemClock())
         if catch_up_views:
             service.catch_up()
     except PersistenceError as error:

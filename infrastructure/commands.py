@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from domain import Binding, DomainError, RegisterRequest
+from domain.errors import NotSubscribed
 from domain.notify_kamailio import apply_kamailio
 from domain.notify_rfc import NotifyResult, apply_rfc
+from domain.publication_document import resource_uri
 from domain.reginfo import ReginfoDocument
+from domain.resource_subscription import DialogState, ResourceSubscription
 from infrastructure.unit_of_work import UnitOfWork
 
 DEFAULT_SUBSCRIPTION = "default"
@@ -52,7 +55,36 @@ class ExpireDue:
     aor_ids: tuple[UUID, ...]
 
 
-Command = Register | ApplyNotify | ExpireDue
+@dataclass(frozen=True)
+class RequestSubscription:
+    """Keep a reg subscription to `resource` (CLI `subscribe`, config, subscribe_on_register)."""
+
+    resource: str
+    expires: int
+    origin: str = "cli"
+
+
+@dataclass(frozen=True)
+class WithdrawSubscription:
+    """End the reg subscription to `resource` (CLI `unsubscribe`)."""
+
+    resource: str
+    origin: str = "cli"
+
+
+@dataclass(frozen=True)
+class RecordSubscriber:
+    """What the subscription keeper learned about its dialog for `resource`."""
+
+    resource: str
+    established: DialogState | None = None
+    failure: str | None = None
+    dialog_lost: bool = False
+    closed: str | None = None
+
+
+Command = (Register | ApplyNotify | ExpireDue | RequestSubscription | WithdrawSubscription
+           | RecordSubscriber)
 
 
 def register(uow: UnitOfWork, command: Register) -> list[Binding]:
@@ -100,6 +132,45 @@ def expire_due(uow: UnitOfWork, command: ExpireDue) -> int:
     return expired
 
 
+def subscription_resource(uow: UnitOfWork, uri: str) -> str:
+    """The canonical resource URI a subscription is kept under (default_domain applied)."""
+    return resource_uri(uri, uow.app.policy.default_domain)
+
+
+def request_subscription(uow: UnitOfWork, command: RequestSubscription) -> ResourceSubscription:
+    resource = subscription_resource(uow, command.resource)
+    found = uow.resource_subscription(resource)
+    if found is None:
+        found = ResourceSubscription.request(resource, command.expires, command.origin,
+                                             uow.app.node, uow.now)
+        uow.add(found)
+    else:
+        found.renew(command.expires, command.origin, uow.app.node, uow.now)
+    return found
+
+
+def withdraw_subscription(uow: UnitOfWork, command: WithdrawSubscription) -> ResourceSubscription:
+    resource = subscription_resource(uow, command.resource)
+    found = uow.resource_subscription(resource)
+    if found is None or not found.wanted:
+        raise NotSubscribed(f"no subscription to {resource} is kept")
+    found.withdraw(command.origin, uow.app.node, uow.now)
+    return found
+
+
+def record_subscriber(uow: UnitOfWork, command: RecordSubscriber) -> None:
+    found = uow.resource_subscription(command.resource)
+    if found is None:
+        return
+    node, now = uow.app.node, uow.now
+    if command.established is not None:
+        found.establish(command.established, node, now)
+    if command.failure is not None:
+        found.fail(command.failure, command.dialog_lost, node, now)
+    if command.closed is not None:
+        found.close(command.closed, node, now)
+
+
 def execute(uow: UnitOfWork, command: Command, default_expires: int):
     """Run one command inside `uow`; DomainError results are returned, not raised."""
     if isinstance(command, Register):
@@ -111,5 +182,11 @@ def execute(uow: UnitOfWork, command: Command, default_expires: int):
             return NotifyResult(-1, str(error))
     if isinstance(command, ExpireDue):
         return expire_due(uow, command)
+    if isinstance(command, RequestSubscription):
+        return request_subscription(uow, command)
+    if isinstance(command, WithdrawSubscription):
+        return withdraw_subscription(uow, command)
+    if isinstance(command, RecordSubscriber):
+        return record_subscriber(uow, command)
     raise TypeError(f"not a command: {command!r}")
 

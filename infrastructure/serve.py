@@ -19,29 +19,57 @@ from domain import Binding, RegisterRequest
 from domain.notify_rfc import NotifyResult
 from domain.reginfo import ReginfoDocument
 from infrastructure.bootstrap import Service
-from infrastructure.commands import ApplyNotify, ExpireDue, NotifyContext, Register
+from infrastructure.commands import (
+    ApplyNotify,
+    ExpireDue,
+    NotifyContext,
+    Register,
+    RequestSubscription,
+)
 from infrastructure.executor import GroupCommitExecutor
+from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
 from sip_gateway.handlers import GatewayPolicy, RequestHandler
+from sip_gateway.outbound import Outbound, next_hop
+from sip_gateway.publisher_client import PublisherClient
 from sip_gateway.peers import TrustedPeers
 from sip_gateway.registrar import RegistrarPolicy
 from sip_gateway.server import SipCore
 from sip_gateway.sip import ServerTransactionLayer
+from sip_gateway.subscriber import DEFAULT_EXPIRES
+from sip_gateway.subscription_keeper import SubscriptionKeeper
 from sip_gateway.transports import TcpLimits, start_listeners
 
 log = logging.getLogger("pua_reginfo.serve")
 SWEEP_INTERVAL = 1.0
 TIMER_INTERVAL = 0.5
+SETTLE_TIMEOUT = 5.0  # seconds a PUBLISH or SUBSCRIBE in flight may take at shutdown
 
 
 class ExecutorPort:
     """The application as the gateway sees it: every change through the group commit."""
 
-    def __init__(self, service: Service, executor: GroupCommitExecutor):
+    def __init__(self, service: Service, executor: GroupCommitExecutor,
+                 subscribe_on_register: bool = False):
         self.service, self.executor = service, executor
+        self.subscribe_on_register = subscribe_on_register
+        self._subscribed: set[str] = set()
 
     async def register(self, aor: str, request: RegisterRequest | None) -> list[Binding]:
         limit = self.service.settings.registrar.max_contacts or None
-        return await self.executor.submit(Register(aor, request, limit))
+        bindings = await self.executor.submit(Register(aor, request, limit))
+        if self.subscribe_on_register and bindings and request is not None:
+            await self._subscribe(aor)
+        return bindings
+
+    async def _subscribe(self, aor: str) -> None:
+        """subscribe_on_register: keep a reg subscription for every locally registered AoR."""
+        if aor in self._subscribed:
+            return
+        try:
+            await self.executor.submit(RequestSubscription(aor, DEFAULT_EXPIRES, "register"))
+            self._subscribed.add(aor)
+        except Exception as error:  # the REGISTER itself succeeded; retried on the next one
+            log.warning("could not subscribe to %s: %s", aor, error)
 
     async def notify(self, document: ReginfoDocument | None, mode: str, subscription_id: str,
                      ended_reason: str | None, require_subscription: bool) -> NotifyResult:
@@ -64,7 +92,19 @@ class Gateway:
             notify_reply_code=settings.notify.reply_code,
             accept_unsolicited_notify=settings.notify.accept_unsolicited_notify,
         )
-        handler = RequestHandler(ExecutorPort(service, self.executor), policy, service.clock.now)
+        reginfo = settings.reginfo
+        self.outbound: Outbound | None = None
+        self.publisher: PublisherClient | None = None
+        self.keeper: SubscriptionKeeper | None = None
+        self.proxy_address = next_hop(reginfo.outbound_proxy) if reginfo.outbound_proxy else None
+        if reginfo.server_address:
+            self.keeper = SubscriptionKeeper(
+                SubscriptionsInStore(service.app, self.executor.submit, self._in_store),
+                None, subscriber=reginfo.server_address, proxy=reginfo.outbound_proxy,
+                proxy_address=self.proxy_address, clock=service.clock.now)
+        port = ExecutorPort(service, self.executor,
+                            reginfo.subscribe_on_register and self.keeper is not None)
+        handler = RequestHandler(port, policy, service.clock.now, self.keeper)
         self.core = SipCore(handler, ServerTransactionLayer(), time.monotonic)
         self.closers: list = []
         self.tasks: list[asyncio.Task] = []
@@ -73,6 +113,10 @@ class Gateway:
 
     async def start(self) -> None:
         self.executor.start()
+        reginfo = self.service.settings.reginfo
+        if reginfo.publish_reginfo and self.proxy_address is not None:
+            # Before any request: a first start publishes from here on, not the history.
+            await self._in_store(self.service.catch_up_publisher)
         self.executor.on_commit(self._dirty.set)
         listen = self.service.settings.listen
         limits = TcpLimits(idle_timeout=listen.tcp_idle_timeout,
@@ -80,12 +124,51 @@ class Gateway:
                            max_connections=listen.tcp_max_connections)
         self.closers, self.tcp = await start_listeners(self.core, list(listen.udp),
                                                        list(listen.tcp), limits)
+        self._start_outbound()
         loop = asyncio.get_running_loop()
-        for name, job in (("projector", self._project), ("sweeper", self._sweep),
-                          ("timers", self._timers)):
+        jobs = [("projector", self._project), ("sweeper", self._sweep), ("timers", self._timers)]
+        if self.outbound is not None:
+            jobs.append(("client-timers", self.outbound.run_timers))
+        if self.publisher is not None:
+            jobs.append(("publisher", self.publisher.run))
+        if self.keeper is not None:
+            await self._standing_subscriptions()
+            jobs.append(("subscription-keeper", self.keeper.run))
+        for name, job in jobs:
             self.tasks.append(loop.create_task(job(), name=name))
         log.info("serving (node %s, store %s)", self.service.settings.node.id,
                  self.service.settings.store.url)
+
+    def _start_outbound(self) -> None:
+        """PUBLISH and SUBSCRIBE leave from the first UDP socket we listen on."""
+        reginfo = self.service.settings.reginfo
+        udp = [c for c in self.closers if hasattr(c, "sendto")]  # the UDP transports
+        if not udp:
+            if reginfo.publish_reginfo or self.keeper is not None:
+                log.warning("no UDP listener: nothing is published or subscribed")
+            self.keeper = None
+            return
+        transport = udp[0]
+        self.outbound = Outbound(lambda data, address: transport.sendto(data, address),
+                                 transport.get_extra_info("sockname")[:2])
+        self.core.on_response = self.outbound.on_response
+        if self.keeper is not None:
+            self.keeper.outbound = self.outbound
+        publisher = self.service.publisher
+        if reginfo.publish_reginfo and self.proxy_address is None:
+            log.warning("publish_reginfo is on but [reginfo] outbound_proxy is not set: "
+                        "nothing is published")
+        elif reginfo.publish_reginfo and publisher is not None:
+            store = PublicationsInStore(publisher.view, publisher.node, self._in_store,
+                                        self.service.clock.now)
+            self.publisher = PublisherClient(store, self.outbound, proxy=reginfo.outbound_proxy,
+                                             proxy_address=self.proxy_address,
+                                             clock=self.service.clock.now)
+
+    async def _standing_subscriptions(self) -> None:
+        """The `[[subscribe]]` entries, recorded as requests (a no-op when unchanged)."""
+        for entry in self.service.settings.subscribe:
+            await self.executor.submit(RequestSubscription(entry.uri, entry.expires, "config"))
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -103,7 +186,17 @@ class Gateway:
         await self.core.drain()
         for task in list(self.tcp.connections):
             task.cancel()
+        if self.keeper is not None:
+            for task in self.tasks:
+                if task.get_name() == "subscription-keeper":
+                    task.cancel()
+            await self.keeper.settle(SETTLE_TIMEOUT)
         await self.executor.stop()
+        if self.publisher is not None:
+            await self._in_store(self.service.catch_up_publisher)
+            self.publisher.wake()
+            await asyncio.sleep(0.2)
+            await self.publisher.settle(SETTLE_TIMEOUT)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -122,6 +215,12 @@ class Gateway:
                 await self._in_store(self.service.catch_up)
             except Exception:
                 log.exception("usrloc projection failed; retrying")
+            if self.publisher is not None:
+                try:
+                    if await self._in_store(self.service.catch_up_publisher):
+                        self.publisher.wake()
+                except Exception:
+                    log.exception("publisher projection failed; retrying")
             await asyncio.sleep(0.05)
 
     async def _sweep(self) -> None:

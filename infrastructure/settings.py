@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from domain import AorPolicy, InvalidUri, PuaReginfoError, parse_uri
+from domain import AorPolicy, InvalidUri, PuaReginfoError, SipUri, parse_uri
 
 ENV_PREFIX = "PUA_REGINFO_"
 DEFAULT_STORE_URL = "sqlite:///./pua-reginfo.db"
@@ -30,6 +30,8 @@ class ReginfoSettings:
     publish_reginfo: bool = True
     outbound_proxy: str | None = None
     server_address: str | None = None
+    kamailio_compat: bool = False  # PUBLISH bodies as Kamailio 5.6 writes them
+    subscribe_on_register: bool = False  # keep a reg subscription for every local AoR
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,13 @@ def _validate(settings: Settings) -> None:
                 parse_uri(uri)
             except InvalidUri as error:
                 raise SettingsError(f"{label}: {error}") from None
+    reginfo = settings.reginfo
+    if (settings.subscribe or reginfo.subscribe_on_register) and not reginfo.server_address:
+        raise SettingsError("subscriptions need [reginfo] server_address (From and Contact "
+                            "of our SUBSCRIBEs)")
+    if reginfo.server_address is not None and not isinstance(parse_uri(reginfo.server_address),
+                                                             SipUri):
+        raise SettingsError("[reginfo] server_address must be a sip: or sips: URI")
     for sub in settings.subscribe:
         if sub.expires <= 0:
             raise SettingsError("[[subscribe]] expires must be positive")

@@ -15,6 +15,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from domain import AddressOfRecord, AorIdentity
+from domain.resource_subscription import ResourceSubscription, resource_subscription_id
 from domain.subscription import Subscription, subscription_aggregate_id
 
 
@@ -23,13 +24,17 @@ class UnitOfWork:
         self.app, self.now = app, now
         self.loaded: dict[UUID, tuple[Any, bool]] = {}
 
-    def existing_aor(self, identity: AorIdentity) -> AddressOfRecord | None:
-        if identity.id not in self.loaded:
+    def _get(self, key: UUID) -> Any | None:
+        """The aggregate stored under `key`, loaded once per unit of work; None if absent."""
+        if key not in self.loaded:
             try:
-                self.loaded[identity.id] = (self.app.repository.get(identity.id), False)
+                self.loaded[key] = (self.app.repository.get(key), False)
             except AggregateNotFoundError:
                 return None
-        return self.loaded[identity.id][0]
+        return self.loaded[key][0]
+
+    def existing_aor(self, identity: AorIdentity) -> AddressOfRecord | None:
+        return self._get(identity.id)
 
     def aor(self, identity: AorIdentity, origin: str, cause: str) -> AddressOfRecord:
         """The AoR's aggregate, started (registration `init`) if it has no history yet."""
@@ -40,31 +45,27 @@ class UnitOfWork:
         return found
 
     def aor_by_id(self, aor_id: UUID) -> AddressOfRecord | None:
-        if aor_id not in self.loaded:
-            try:
-                self.loaded[aor_id] = (self.app.repository.get(aor_id), False)
-            except AggregateNotFoundError:
-                return None
-        return self.loaded[aor_id][0]
+        return self._get(aor_id)
 
     def existing_subscription(self, subscription_id: str) -> Subscription | None:
         key = subscription_aggregate_id(subscription_id)
-        if key not in self.loaded:
-            try:
-                self.loaded[key] = (self.app.repository.get(key), False)
-            except AggregateNotFoundError:
-                return None
-        subscription, new = self.loaded[key]
-        return None if new else subscription
+        found = self._get(key)
+        return None if found is None or self.loaded[key][1] else found
 
     def subscription(self, subscription_id: str) -> Subscription:
         key = subscription_aggregate_id(subscription_id)
-        if key not in self.loaded:
-            try:
-                self.loaded[key] = (self.app.repository.get(key), False)
-            except AggregateNotFoundError:
-                self.loaded[key] = (Subscription.observe(subscription_id, self.app.node, self.now), True)
-        return self.loaded[key][0]
+        found = self._get(key)
+        if found is None:
+            found = Subscription.observe(subscription_id, self.app.node, self.now)
+            self.loaded[key] = (found, True)
+        return found
+
+    def resource_subscription(self, resource: str) -> ResourceSubscription | None:
+        return self._get(resource_subscription_id(resource))
+
+    def add(self, aggregate: Any) -> None:
+        """A new aggregate whose creation is itself the change (stored even if alone)."""
+        self.loaded[aggregate.id] = (aggregate, False)
 
     def pending_count(self) -> int:
         return sum(len(agg.pending_events) for agg, _ in self.loaded.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from domain import PuaReginfoError
 from sip_gateway.errors import Forbidden, MethodNotAllowed, PeerError, UnknownSubscription
@@ -41,9 +42,17 @@ class Arrival:
     local: tuple[str, int]
 
 
+class DialogWatcher(Protocol):
+    """Our own SUBSCRIBE dialogs (the subscription keeper), as the NOTIFY handler sees them."""
+
+    def claim(self, request: SipRequest) -> bool: ...
+    def version_gap(self, request: SipRequest) -> None: ...
+
+
 class RequestHandler:
-    def __init__(self, port: RegistrationPort, policy: GatewayPolicy, clock: Callable[[], float]):
-        self.port, self.policy, self.clock = port, policy, clock
+    def __init__(self, port: RegistrationPort, policy: GatewayPolicy, clock: Callable[[], float],
+                 watcher: DialogWatcher | None = None):
+        self.port, self.policy, self.clock, self.watcher = port, policy, clock, watcher
 
     async def handle(self, request: SipRequest, arrival: Arrival) -> tuple[SipResponse, str]:
         """The response to `request` and the AoR it concerned (for the log line)."""
@@ -71,9 +80,12 @@ class RequestHandler:
         mode = self.policy.notify_mode
         intake = intake_request(request, mode)
         subscription = intake.dialog_id or "unsolicited"
-        required = mode == "rfc" and not self.policy.accept_unsolicited_notify
+        ours = self.watcher is not None and self.watcher.claim(request)
+        required = mode == "rfc" and not self.policy.accept_unsolicited_notify and not ours
         result = await self.port.notify(intake.document, mode, subscription, intake.ended_reason,
                                         required)
+        if ours and result.gap:
+            self.watcher.version_gap(request)
         if result.unknown_subscription:
             raise UnknownSubscription(result.reason or "no subscription matches this dialog")
         if result.code == -1:

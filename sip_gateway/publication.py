@@ -119,6 +119,29 @@ class Publication:
     in_flight = property(lambda self: self._in_flight, doc="The plan sent and not answered yet.")
     retry_at = property(lambda self: self._retry_at, doc="The end of the back-off, if any.")
 
+    @classmethod
+    def restore(cls, resource: str, etag: str, expires_at: float, *,
+                random: Callable[[], float], backoff: Backoff | None = None) -> Publication:
+        """A publication whose entity-tag survived a restart: the next change modifies it."""
+        publication = cls(resource, random=random, backoff=backoff)
+        try:
+            publication._etag = ETag.parse(etag).value
+        except MalformedMessage:
+            raise PublicationMisuse(f"stored SIP-ETag is not a token: {etag!r}") from None
+        publication._expires_at = expires_at
+        publication._state = PUBLISHED
+        return publication
+
+    def holds(self, body: bytes) -> bool:
+        """The compositor accepted exactly this document (RFC 3903 4.2, 4.4)."""
+        return self._published is not None and self._published[0] == body
+
+    @property
+    def settled(self) -> bool:
+        """Nothing in flight and nothing left to send for what is wanted now."""
+        return (self._in_flight is None and not self._dirty()
+                and not (self._removed and self._etag is not None))
+
     @property
     def forgotten(self) -> bool:
         """Nothing wanted, held or in flight: the owner may drop this publication."""

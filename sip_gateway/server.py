@@ -45,6 +45,7 @@ class SipCore:
         self.handler, self.transactions, self.clock = handler, transactions, clock
         self.tasks: set[asyncio.Task] = set()
         self.accepting = True
+        self.on_response: Callable[[SipResponse], None] | None = None
 
     # Entry points (called by the transports) ---------------------------------------
 
@@ -58,7 +59,9 @@ class SipCore:
 
     def receive_message(self, message, arrival: Arrival, send: Send, *, reliable: bool) -> None:
         if not isinstance(message, SipRequest):
-            return  # responses belong to client transactions (PUBLISH, SUBSCRIBE)
+            if self.on_response is not None and arrival.transport == "udp":
+                self.on_response(message)  # our PUBLISH and SUBSCRIBE client transactions
+            return
         try:
             self._receive_request(message, arrival, send, reliable)
         except PuaReginfoError as error:

@@ -31,6 +31,7 @@ import secrets
 from collections.abc import Callable, Sequence
 
 from domain import PuaReginfoError
+from domain.resource_subscription import DialogState
 from sip_gateway.sip import SubscriptionState, TimerValues
 from sip_gateway.sip.grammar import is_token
 from sip_gateway.subscribe_request import (
@@ -135,6 +136,34 @@ class SubscriberDialog:
         self._due_at: float | None = start_at  # when next_request has something to send
         self._timer_n_at: float | None = None
         self._full_state_wanted = self._unsubscribe_wanted = False
+
+    @classmethod
+    def resume(cls, resource: str, subscriber: str, expires: int, dialog: DialogState,
+               now: float, **options) -> SubscriberDialog:
+        """Carry on a dialog recorded before a restart; a new one if it has expired."""
+        self = cls(resource, subscriber, expires, **options)
+        if dialog.expires_at <= now:
+            return self
+        self.state = ACTIVE
+        self._call_id, self._local_tag, self._remote_tag = (
+            dialog.call_id, dialog.local_tag, dialog.remote_tag)
+        self.remote_target, self.route_set = dialog.remote_target, tuple(dialog.route_set)
+        self._cseq, self.expires_at = dialog.cseq, dialog.expires_at
+        self._due_at = max(now, dialog.expires_at - refresh_lead(expires))
+        return self
+
+    @property
+    def dialog_state(self) -> DialogState | None:
+        """The established dialog as a restart needs it; None without one."""
+        if (self.state not in (ACTIVE, REFRESHING) or self._call_id is None
+                or self._remote_tag is None or self.expires_at is None):
+            return None
+        return DialogState(self._call_id, self._local_tag, self._remote_tag,
+                           self.remote_target, self.route_set, self._cseq, self.expires_at)
+
+    @property
+    def call_id(self) -> str | None:
+        return self._call_id
 
     @property
     def dialog_id(self) -> str | None:

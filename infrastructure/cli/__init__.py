@@ -16,6 +16,7 @@ from infrastructure.cli.maintenance import rebuild
 from infrastructure.cli.notify import handle_notify
 from infrastructure.cli.reads import audit, query
 from infrastructure.cli.serve import serve
+from infrastructure.cli.subscriptions import status, subscribe, unsubscribe
 
 
 class ErrorReportingGroup(click.Group):
@@ -63,6 +64,9 @@ cli.add_command(contact)
 cli.add_command(expire)
 cli.add_command(handle_notify)
 cli.add_command(serve)
+cli.add_command(subscribe)
+cli.add_command(unsubscribe)
+cli.add_command(status)
 
 
 def main() -> None:

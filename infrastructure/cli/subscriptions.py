@@ -1,0 +1,78 @@
+"""`subscribe`, `unsubscribe` and `status`: the outbound half as an operator sees it.
+
+`subscribe`/`unsubscribe` only record the request as an event; a running `serve` picks it
+up within a second and acts on it (SUBSCRIBE, or in-dialog SUBSCRIBE with Expires: 0).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import click
+
+from infrastructure.cli.options import service_from, store_options
+from infrastructure.commands import RequestSubscription, WithdrawSubscription, execute
+from infrastructure.status import service_status
+from sip_gateway.subscriber import DEFAULT_EXPIRES
+
+
+@click.command()
+@click.argument("uri")
+@click.option("--expires", type=click.IntRange(1, 2**32 - 1), default=DEFAULT_EXPIRES,
+              show_default=True, help="Requested subscription lifetime in seconds.")
+@store_options
+def subscribe(uri: str, expires: int, store_url: str | None, config_file: str | None) -> None:
+    """Keep a reg subscription to URI (the running service sends the SUBSCRIBE)."""
+    with service_from(store_url, config_file) as service:
+        command = RequestSubscription(uri, expires, "cli")
+        found = service.app.run(lambda uow: execute(uow, command, 0), service.clock.now())
+        click.echo(f"subscription to {found.resource} requested (expires {expires} s)")
+
+
+@click.command()
+@click.argument("uri")
+@store_options
+def unsubscribe(uri: str, store_url: str | None, config_file: str | None) -> None:
+    """End the reg subscription to URI (the running service sends Expires: 0)."""
+    with service_from(store_url, config_file) as service:
+        command = WithdrawSubscription(uri, "cli")
+        found = service.app.run(lambda uow: execute(uow, command, 0), service.clock.now())
+        click.echo(f"subscription to {found.resource} withdrawn")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@store_options
+def status(as_json: bool, store_url: str | None, config_file: str | None) -> None:
+    """Subscriptions, publications, projection positions and lag."""
+    with service_from(store_url, config_file) as service:
+        report = service_status(service)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"event store: {report['notifications']} notification(s)")
+    for name, projection in report["projections"].items():
+        click.echo(f"projection {name}: position {projection['position']}, "
+                   f"lag {projection['lag']}")
+    click.echo(f"subscriptions: {len(report['subscriptions'])}")
+    for item in report["subscriptions"]:
+        click.echo(f"  {item['resource']}: {item['state']}, expires {_when(item['expires_at'])}, "
+                   f"version {_show(item['version'])}, failures {item['failures']}"
+                   + (f", last error: {item['last_error']}" if item["last_error"] else ""))
+    click.echo(f"publications: {len(report['publications'])}")
+    for item in report["publications"]:
+        click.echo(f"  {item['resource']} (node {item['node']}): etag {_show(item['etag'])}, "
+                   f"expires {_when(item['expires_at'])}, version {item['version']}, "
+                   f"pending {item['pending']}, failures {item['failures']}"
+                   + (f", last error: {item['last_error']}" if item["last_error"] else ""))
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def _show(value) -> str:
+    return "-" if value is None else str(value)

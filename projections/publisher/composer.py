@@ -1,0 +1,144 @@
+"""Composing the full-state reginfo document a message gives (RFC 3680 5.3-5.5, RFC 3903 4.1).
+
+The composer keeps, per AoR, the local bindings (RFC 3261 10.3 registrations and
+administrative bindings, not those learned from a NOTIFY) with the event that brought each
+to its current state, and folds every message into that state, published or not. An AoR
+it has not seen since it started, or whose state it holds for another point of the
+history (another runner moved on meanwhile), is rebuilt by folding the AoR's stored events
+up to the version just before the message. The cache is a bounded LRU.
+
+kamailio_compat reproduces what Kamailio 5.6 pua_reginfo PUBLISHes: REGISTER-made bindings
+are `created`, the document version is always 0, and every contact carries `received`,
+`path` (comma-joined) and `user_agent` attributes (empty when unknown), outside the schema.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree
+
+from domain.binding import Binding
+from domain.events import ContactEvent, ContactProbation
+from domain.publication_document import (
+    Ended, contact_id, publication_document, publication_expires, resource_uri,
+)
+from projections.publisher.messages import Message
+from sip_gateway.reginfo import build_reginfo, parse_xml
+from sip_gateway.reginfo.names import CONTACT
+
+History = Callable[[str, int], list[Any]]  # (aor_id, up to version) -> stored events
+Local = dict[str, tuple[Binding, str]]  # binding key -> (binding, event that made it so)
+CACHE_SIZE = 100_000
+
+
+@dataclass(frozen=True)
+class ComposedDocument:
+    """One PUBLISH body for a resource (RFC 3903 4.1), before it enters the outbox."""
+
+    node: str
+    resource: str
+    aor_id: str
+    version: int  # the publication's own count; the body says 0 in kamailio_compat
+    body: bytes
+    expires: int
+    final: bool  # no local binding left: after it is accepted, the publication is removed
+    composed_at: float
+    notification_id: int | None
+
+
+def fold(local: Local, events: Iterable[Any]) -> list[Ended]:
+    """Apply contact events to the local bindings; returns the local bindings they ended."""
+    ended: list[Ended] = []
+    for event in events:
+        if not isinstance(event, ContactEvent):
+            continue
+        key = event.binding.key
+        if event.TERMINATES:
+            if local.pop(key, None) is not None:
+                retry = event.retry_after if isinstance(event, ContactProbation) else None
+                ended.append((event.EVENT, event.binding, retry))
+        elif event.binding.is_local:
+            local.pop(key, None)
+            local[key] = (event.binding, event.EVENT)
+        else:
+            local.pop(key, None)  # now told by a notifier: no longer ours to publish
+    return ended
+
+
+class Composer:
+    """Local binding state per AoR, and the documents of published messages."""
+
+    def __init__(self, default_domain: str | None, history: History, *,
+                 kamailio_compat: bool = False, cache_size: int = CACHE_SIZE):
+        self.default_domain = default_domain
+        self.history = history
+        self.kamailio_compat = kamailio_compat
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, tuple[int, Local]] = OrderedDict()
+
+    def resource(self, message: Message) -> str:
+        """The PUBLISH Request-URI and `<registration aor>` of the message's AoR."""
+        return resource_uri(message.aor, self.default_domain)
+
+    def absorb(self, message: Message) -> None:
+        """Fold a message that is not published (it still moves the state on)."""
+        self._advance(message)
+
+    def compose(self, message: Message, version: int) -> ComposedDocument:
+        """Fold a published message and return its full-state document."""
+        local, ended = self._advance(message)
+        resource = self.resource(message)
+        now = message.timestamp
+        live = [binding for binding, _ in local.values()]
+        events = {key: self._event(event) for key, (_, event) in local.items()}
+        ended = [(self._event(e), b, r) for e, b, r in ended]
+        document = publication_document(resource, live, events, ended,
+                                        0 if self.kamailio_compat else version, now)
+        body = build_reginfo(document)
+        if self.kamailio_compat:
+            body = _with_kamailio_attributes(body, resource, live + [b for _, b, _ in ended])
+        return ComposedDocument(message.node, resource, message.aor_id, version, body,
+                                publication_expires(live, now), not live, now,
+                                message.last_notification_id)
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+    # Internals -----------------------------------------------------------------------
+
+    def _advance(self, message: Message) -> tuple[Local, list[Ended]]:
+        local = self._state_before(message)
+        ended = fold(local, message.events)
+        self._cache[message.aor_id] = (message.last_version, local)
+        self._cache.move_to_end(message.aor_id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return local, ended
+
+    def _state_before(self, message: Message) -> Local:
+        cached = self._cache.get(message.aor_id)
+        if cached is not None and cached[0] == message.first_version - 1:
+            return dict(cached[1])
+        local: Local = {}
+        if message.first_version > 1:
+            fold(local, self.history(message.aor_id, message.first_version - 1))
+        return local
+
+    def _event(self, event: str) -> str:
+        return "created" if self.kamailio_compat and event == "registered" else event
+
+
+def _with_kamailio_attributes(body: bytes, resource: str, bindings: list[Binding]) -> bytes:
+    """Add Kamailio's non-schema `received`, `path` and `user_agent` contact attributes."""
+    by_id = {contact_id(resource, b.key): b for b in bindings}
+    root = parse_xml(body)
+    for element in root.iter(CONTACT):
+        binding = by_id[element.get("id")]
+        element.set("received", binding.received or "")
+        element.set("path", ",".join(binding.path))
+        element.set("user_agent", binding.user_agent or "")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

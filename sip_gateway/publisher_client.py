@@ -1,0 +1,199 @@
+"""The PUBLISH client: outbox documents in, RFC 3903 publications on the wire.
+
+Theory of operation. The publisher projection writes one document per local change of an
+AoR into a durable outbox (oldest first). This client keeps one `Publication` per resource
+and feeds it the documents one at a time: a document is `want`ed only once the previous
+one was accepted, so every change reaches the compositor as its own PUBLISH and in order.
+While a publication is failing (back-off), documents that queue up behind it are
+superseded by the newest one, which holds the full state (RFC 3680 5.3): the outbox never
+grows without bound and the compositor gets the latest state as soon as it answers again.
+A `final` document (the last binding is gone) is followed by the removal (Expires: 0,
+RFC 3903 4.5). Acknowledged documents leave the outbox together with the new entity-tag,
+so a restart resumes each publication with SIP-If-Match and re-sends only what was not
+acknowledged. The store is reached only through the `PublicationStore` port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sip_gateway.outbound import Address, Outbound
+from sip_gateway.publication import Publication
+from sip_gateway.publication_request import PublishKind, PublishPlan, build_publish, publish_response_fields
+from sip_gateway.sip import SipResponse
+
+log = logging.getLogger("pua_reginfo.publisher")
+TICK = 1.0
+
+
+class OutboxDocument(Protocol):
+    id: int
+    resource: str
+    version: int
+    body: bytes
+    expires: int
+    final: bool
+
+
+class HeldPublication(Protocol):
+    resource: str
+    etag: str | None
+    expires_at: float | None
+
+
+class PublicationStore(Protocol):
+    async def pending(self, after_id: int) -> Sequence[OutboxDocument]: ...
+    async def held(self) -> Sequence[HeldPublication]: ...
+    async def acknowledge(self, resource: str, ids: list[int], etag: str,
+                          expires_at: float) -> None: ...
+    async def forget_etag(self, resource: str) -> None: ...
+    async def record_failure(self, resource: str, error: str, failures: int) -> None: ...
+    async def discard(self, ids: list[int]) -> None: ...
+
+
+@dataclass
+class _Slot:
+    publication: Publication
+    call_id: str
+    from_tag: str
+    cseq: int = 0
+    queue: deque = field(default_factory=deque)
+    current: OutboxDocument | None = None
+    acknowledged: bool = True
+
+
+class PublisherClient:
+    """Sends the outbox as PUBLISH requests through the outbound proxy (RFC 3903)."""
+
+    def __init__(self, store: PublicationStore, outbound: Outbound, *, proxy: str,
+                 proxy_address: Address, clock: Callable[[], float] = time.time,
+                 uniform: Callable[[], float] = random.SystemRandom().random) -> None:
+        self.store, self.outbound = store, outbound
+        self.proxy, self.proxy_address = proxy, proxy_address
+        self.clock, self.uniform = clock, uniform
+        self.slots: dict[str, _Slot] = {}
+        self.sent = 0
+        self._last_id = 0
+        self._wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        for held in await self.store.held():
+            if held.etag and held.expires_at and held.expires_at > self.clock():
+                self._slot(held.resource, Publication.restore(
+                    held.resource, held.etag, held.expires_at, random=self.uniform))
+        while True:
+            try:
+                await self._round()
+            except Exception:
+                log.exception("publisher round failed; retrying")
+            timeout = self._sleep()
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def settle(self, timeout: float) -> None:
+        """Let the PUBLISHes in flight finish (at shutdown), at most `timeout` seconds."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _round(self) -> None:
+        for document in await self.store.pending(self._last_id):
+            self._last_id = max(self._last_id, document.id)
+            self._slot(document.resource).queue.append(document)
+        now = self.clock()
+        for resource, slot in list(self.slots.items()):
+            await self._feed(slot, now)
+            plan = slot.publication.next_request(now)
+            if plan is not None:
+                task = asyncio.get_running_loop().create_task(self._send(slot, plan))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            elif slot.publication.forgotten and not slot.queue:
+                del self.slots[resource]
+
+    async def _feed(self, slot: _Slot, now: float) -> None:
+        publication = slot.publication
+        if not publication.settled or not slot.queue:
+            return
+        if publication.failures and len(slot.queue) > 1:
+            stale = [slot.queue.popleft() for _ in range(len(slot.queue) - 1)]
+            await self.store.discard([document.id for document in stale])
+            log.info("%s: %d document(s) superseded while the publication fails",
+                     slot.publication.resource, len(stale))
+        document = slot.queue.popleft()
+        slot.current, slot.acknowledged = document, False
+        publication.want(document.body, max(1, document.expires), now)
+        if document.final:
+            publication.want_removed(now)
+
+    async def _send(self, slot: _Slot, plan: PublishPlan) -> None:
+        publication = slot.publication
+        slot.cseq += 1
+        request = build_publish(
+            plan, resource=publication.resource, from_uri=publication.resource,
+            from_tag=slot.from_tag, call_id=slot.call_id, cseq=slot.cseq,
+            branch=self.outbound.new_branch(), via_host=self.outbound.local[0],
+            via_port=self.outbound.local[1], route=self.proxy)
+        response = await self.outbound.request(request, self.proxy_address)
+        now = self.clock()
+        if response is None:
+            publication.on_timeout(now)
+            outcome = "timeout"
+        else:
+            fields = publish_response_fields(response)
+            publication.on_response(response.status, etag=fields.etag, expires=fields.expires,
+                                    min_expires=fields.min_expires, now=now)
+            outcome = str(response.status)
+        self.sent += 1
+        log.info("PUBLISH %s %s (version %s) -> %s", publication.resource, plan.kind.value,
+                 "-" if slot.current is None else slot.current.version, outcome)
+        await self._record(slot, plan, response)
+        self.wake()
+
+    async def _record(self, slot: _Slot, plan: PublishPlan, response: SipResponse | None) -> None:
+        publication, resource = slot.publication, slot.publication.resource
+        current = slot.current
+        if (current is not None and not slot.acknowledged and publication.etag
+                and publication.holds(current.body)):
+            slot.acknowledged = True
+            await self.store.acknowledge(resource, [current.id], publication.etag,
+                                         publication.expires_at or self.clock())
+        elif plan.kind is PublishKind.REMOVE and publication.etag is None:
+            await self.store.forget_etag(resource)
+        elif plan.kind is PublishKind.REFRESH and response is not None and publication.etag:
+            await self.store.acknowledge(resource, [], publication.etag,
+                                         publication.expires_at or self.clock())
+        if publication.last_error is not None and (response is None or response.status >= 300):
+            await self.store.record_failure(resource, publication.last_error,
+                                            publication.failures)
+
+    def _slot(self, resource: str, publication: Publication | None = None) -> _Slot:
+        slot = self.slots.get(resource)
+        if slot is None:
+            slot = _Slot(publication or Publication(resource, random=self.uniform),
+                         call_id=secrets.token_hex(16), from_tag=secrets.token_hex(8))
+            self.slots[resource] = slot
+        return slot
+
+    def _sleep(self) -> float:
+        deadlines = [d for d in (s.publication.next_deadline() for s in self.slots.values())
+                     if d is not None]
+        if not deadlines:
+            return TICK
+        return min(TICK, max(0.0, min(deadlines) - self.clock()))

@@ -1,0 +1,248 @@
+"""The subscription keeper: standing reg subscriptions kept alive on the wire (RFC 6665 4.1).
+
+Theory of operation. The store says which resources we want to be subscribed to (the
+`ResourceSubscription` aggregates: requested, withdrawn, and the dialog recorded before a
+restart). The keeper holds one `SubscriberDialog` per resource, resumed from the recorded
+dialog when it is still valid, asks each for its next SUBSCRIBE when due, sends it through
+the outbound proxy (initial) or along the dialog (refresh, unsubscribe), and feeds the
+answer back. NOTIFYs reach it through `claim` before their document is applied: a NOTIFY
+of one of its dialogs establishes or ends that dialog (Subscription-State), and a version
+gap reported by the applier asks for full state with an in-dialog SUBSCRIBE (RFC 3680
+5.5). Whatever a restart needs (dialog established or refreshed, attempt failed, dialog
+lost, subscription closed) is recorded through the `SubscriberStore` port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from domain.resource_subscription import DialogState
+from sip_gateway.errors import MalformedMessage
+from sip_gateway.outbound import Address, Outbound, next_hop
+from sip_gateway.sip import NameAddr, SipRequest, SipResponse, SubscriptionState
+from sip_gateway.sip.values import parse_delta_seconds
+from sip_gateway.subscribe_request import SubscribePlan, build_subscribe
+from sip_gateway.subscriber import TERMINATED, SubscriberDialog
+
+log = logging.getLogger("pua_reginfo.subscriber")
+TICK = 1.0
+
+
+@dataclass(frozen=True)
+class WantedSubscription:
+    """A resource subscription as the store holds it."""
+
+    resource: str
+    expires: int
+    wanted: bool  # False: withdrawn (unsubscribe) or closed
+    dialog: DialogState | None
+
+
+class SubscriberStore(Protocol):
+    async def changed(self) -> Sequence[WantedSubscription]: ...
+    async def established(self, resource: str, dialog: DialogState) -> None: ...
+    async def failed(self, resource: str, reason: str, dialog_lost: bool) -> None: ...
+    async def closed(self, resource: str, reason: str) -> None: ...
+
+
+@dataclass
+class _Kept:
+    dialog: SubscriberDialog
+    recorded: tuple | None = None  # (call_id, remote_tag, cseq) of the last recorded dialog
+    failures: int = 0
+    closed: bool = False
+
+
+class SubscriptionKeeper:
+    """Keeps one SUBSCRIBE dialog per wanted resource (RFC 6665 4.1, RFC 3680 3)."""
+
+    def __init__(self, store: SubscriberStore, outbound: Outbound | None, *, subscriber: str,
+                 proxy: str | None, proxy_address: Address | None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store, self.outbound, self.subscriber = store, outbound, subscriber
+        self.proxy, self.proxy_address, self.clock = proxy, proxy_address, clock
+        self.kept: dict[str, _Kept] = {}
+        self._by_call_id: dict[str, str] = {}
+        self._wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._round()
+            except Exception:
+                log.exception("subscription keeper round failed; retrying")
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), self._sleep())
+            except asyncio.TimeoutError:
+                pass
+
+    async def settle(self, timeout: float) -> None:
+        """Let the SUBSCRIBEs in flight finish and be recorded (at shutdown)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    # -- NOTIFY side ---------------------------------------------------------------------
+
+    def claim(self, request: SipRequest) -> bool:
+        """Whether the NOTIFY belongs to one of our dialogs; if so, the dialog learns of it."""
+        try:
+            call_id = request.headers.get("Call-ID") or ""
+            resource = self._by_call_id.get(call_id)
+            if resource is None:
+                return False
+            from_tag = NameAddr.parse(request.headers.get("From") or "", "From").tag
+            to_tag = NameAddr.parse(request.headers.get("To") or "", "To").tag
+            state_text = request.headers.get("Subscription-State") or "active"
+            state = SubscriptionState.parse(state_text)
+        except MalformedMessage:
+            return False
+        kept = self.kept[resource]
+        claimed = kept.dialog.on_notify(
+            call_id=call_id, from_tag=from_tag, to_tag=to_tag, subscription_state=state,
+            contact=request.headers.get("Contact"), now=self.clock(),
+            record_route=request.headers.get_all("Record-Route"))
+        if claimed:
+            self._spawn(self._persist(resource, kept))
+        return claimed
+
+    def version_gap(self, request: SipRequest) -> None:
+        """The applier found documents missing: ask that dialog for full state (RFC 3680)."""
+        resource = self._by_call_id.get(request.headers.get("Call-ID") or "")
+        if resource is not None:
+            self.kept[resource].dialog.want_full_state(self.clock())
+            self.wake()
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _round(self) -> None:
+        if self.outbound is None:
+            return
+        now = self.clock()
+        for wanted in await self.store.changed():
+            self._adopt(wanted, now)
+        for resource, kept in list(self.kept.items()):
+            plan = kept.dialog.next_request(now)
+            if plan is not None:
+                self._index(resource, kept)
+                self._spawn(self._send(resource, kept, plan))
+            elif kept.dialog.state == TERMINATED and not kept.closed:
+                await self._persist(resource, kept)
+
+    def _adopt(self, wanted: WantedSubscription, now: float) -> None:
+        kept = self.kept.get(wanted.resource)
+        if kept is None or (kept.closed and wanted.wanted):
+            if not wanted.wanted:
+                return
+            if wanted.dialog is not None:
+                dialog = SubscriberDialog.resume(wanted.resource, self.subscriber,
+                                                 wanted.expires, wanted.dialog, now)
+            else:
+                dialog = SubscriberDialog(wanted.resource, self.subscriber, wanted.expires)
+            kept = _Kept(dialog)
+            if wanted.dialog is not None:
+                kept.recorded = _identity(wanted.dialog)
+            self.kept[wanted.resource] = kept
+            self._index(wanted.resource, kept)
+            return
+        if not wanted.wanted:
+            kept.dialog.unsubscribe(now)
+        else:
+            kept.dialog.requested_expires = wanted.expires
+
+    async def _send(self, resource: str, kept: _Kept, plan: SubscribePlan) -> None:
+        dialog = kept.dialog
+        request = build_subscribe(
+            plan, via_host=self.outbound.local[0], via_port=self.outbound.local[1],
+            branch=self.outbound.new_branch(), contact=self.subscriber,
+            route=self.proxy if not plan.in_dialog else None)
+        response = await self.outbound.request(request, self._destination(plan))
+        now = self.clock()
+        if response is None:
+            dialog.on_timeout(now)
+            outcome = "timeout"
+        else:
+            dialog.on_response(response.status, **_response_fields(response), now=now)
+            outcome = str(response.status)
+        log.info("SUBSCRIBE %s %s (Expires %d) -> %s; %s", resource, plan.kind, plan.expires,
+                 outcome, dialog.state)
+        self._index(resource, kept)
+        await self._persist(resource, kept)
+        self.wake()
+
+    async def _persist(self, resource: str, kept: _Kept) -> None:
+        dialog = kept.dialog
+        state = dialog.dialog_state
+        if state is not None and _identity(state) != kept.recorded:
+            kept.recorded = _identity(state)
+            await self.store.established(resource, state)
+        if dialog.failures > kept.failures or (state is None and kept.recorded is not None
+                                               and dialog.state != TERMINATED):
+            lost = state is None and kept.recorded is not None
+            kept.recorded = None if lost else kept.recorded
+            await self.store.failed(resource, dialog.last_error or "dialog ended", lost)
+        kept.failures = dialog.failures
+        if dialog.state == TERMINATED and not kept.closed:
+            kept.closed = True
+            await self.store.closed(resource, dialog.last_error or "unsubscribed")
+
+    def _destination(self, plan: SubscribePlan) -> Address:
+        if self.proxy_address is not None:
+            return self.proxy_address
+        target = plan.route_set[0] if plan.in_dialog and plan.route_set else plan.request_uri
+        return next_hop(target)
+
+    def _index(self, resource: str, kept: _Kept) -> None:
+        if kept.dialog.call_id is not None:
+            self._by_call_id[kept.dialog.call_id] = resource
+
+    def _spawn(self, job) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _sleep(self) -> float:
+        deadlines = [d for d in (k.dialog.next_deadline() for k in self.kept.values())
+                     if d is not None]
+        if not deadlines:
+            return TICK
+        return min(TICK, max(0.0, min(deadlines) - self.clock()))
+
+
+def _identity(dialog: DialogState) -> tuple:
+    return (dialog.call_id, dialog.remote_tag, dialog.cseq)
+
+
+def _response_fields(response: SipResponse) -> dict:
+    headers = response.headers
+    to_tag = None
+    try:
+        to_tag = NameAddr.parse(headers.get("To") or "", "To").tag
+    except MalformedMessage:
+        pass
+    return {
+        "to_tag": to_tag,
+        "contact": headers.get("Contact"),
+        "expires": _seconds(headers.get("Expires")),
+        "min_expires": _seconds(headers.get("Min-Expires")),
+        "retry_after": _seconds((headers.get("Retry-After") or "").split(";")[0].split("(")[0]),
+        "record_route": headers.get_all("Record-Route"),
+    }
+
+
+def _seconds(text: str | None) -> int | None:
+    if not text or not text.strip():
+        return None
+    try:
+        return parse_delta_seconds(text.strip())
+    except MalformedMessage:
+        return None
