@@ -8,6 +8,7 @@ events of the `ResourceSubscription` aggregates through the group-commit executo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
@@ -27,18 +28,28 @@ class PublicationsInStore:
 
     def __init__(self, view: Any, node: str, in_store: InStore, clock: Callable[[], float]):
         self.view, self.node, self.in_store, self.clock = view, node, in_store, clock
+        self._acks: list[tuple[str, list[int], str, float]] = []
+        self._flushing: asyncio.Future | None = None
 
     async def pending(self, after_id: int) -> Sequence[Any]:
-        rows = await self.in_store(self.view.pending, self.node)
-        return [row for row in rows if row.id > after_id]
+        return await self.in_store(self.view.pending, self.node, after_id)
 
     async def held(self) -> Sequence[Any]:
         return await self.in_store(self.view.publications, self.node)
 
     async def acknowledge(self, resource: str, ids: list[int], etag: str,
                           expires_at: float) -> None:
-        await self.in_store(self.view.acknowledge, self.node, resource, ids, etag, expires_at,
-                            self.clock())
+        """Queued: the acknowledgements of one moment share one transaction."""
+        self._acks.append((resource, ids, etag, expires_at))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self._flush())
+        await asyncio.shield(self._flushing)
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the other answers of this moment queue up
+        while self._acks:
+            batch, self._acks = self._acks, []
+            await self.in_store(self.view.acknowledge_many, self.node, batch, self.clock())
 
     async def forget_etag(self, resource: str) -> None:
         await self.in_store(self.view.forget_etag, self.node, resource, self.clock())

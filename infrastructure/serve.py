@@ -194,7 +194,7 @@ class Gateway:
         await self.executor.stop()
         if self.publisher is not None:
             await self._in_store(self.service.catch_up_publisher)
-            self.publisher.wake()
+            self.publisher.wake(documents=True)
             await asyncio.sleep(0.2)
             await self.publisher.settle(SETTLE_TIMEOUT)
         for task in self.tasks:
@@ -218,7 +218,7 @@ class Gateway:
             if self.publisher is not None:
                 try:
                     if await self._in_store(self.service.catch_up_publisher):
-                        self.publisher.wake()
+                        self.publisher.wake(documents=True)
                 except Exception:
                     log.exception("publisher projection failed; retrying")
             await asyncio.sleep(0.05)

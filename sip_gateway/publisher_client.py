@@ -84,8 +84,12 @@ class PublisherClient:
         self._last_id = 0
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        self._documents = True  # read the outbox on the first round
+        self._read_at = 0.0
 
-    def wake(self) -> None:
+    def wake(self, documents: bool = False) -> None:
+        """Run a round now; `documents`: the outbox has new documents to read."""
+        self._documents = self._documents or documents
         self._wakeup.set()
 
     async def run(self) -> None:
@@ -113,10 +117,12 @@ class PublisherClient:
     # -- internals ---------------------------------------------------------------------
 
     async def _round(self) -> None:
-        for document in await self.store.pending(self._last_id):
-            self._last_id = max(self._last_id, document.id)
-            self._slot(document.resource).queue.append(document)
         now = self.clock()
+        if self._documents or now - self._read_at >= TICK:  # new documents, or a safety tick
+            self._documents, self._read_at = False, now
+            for document in await self.store.pending(self._last_id):
+                self._last_id = max(self._last_id, document.id)
+                self._slot(document.resource).queue.append(document)
         for resource, slot in list(self.slots.items()):
             await self._feed(slot, now)
             plan = slot.publication.next_request(now)

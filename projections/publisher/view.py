@@ -166,12 +166,17 @@ class PublisherView(TrackingRecorder):
     def acknowledge(self, node: str, resource: str, outbox_ids: Iterable[int], etag: str | None,
                     expires_at: float | None, now: float) -> None:
         """The compositor accepted (RFC 3903 4.2-4.4): drop the sent documents, keep the tag."""
+        self.acknowledge_many(node, [(resource, list(outbox_ids), etag, expires_at)], now)
+
+    def acknowledge_many(self, node: str, acks: Sequence[tuple[str, list[int], str | None,
+                                                             float | None]], now: float) -> None:
+        """Several acknowledgements in one transaction (resource, ids, etag, expires_at)."""
         with self.datastore.transaction(commit=True) as cursor:
-            self._delete(cursor, outbox_ids)
-            cursor.execute(self._sql(
+            self._delete(cursor, [i for _, ids, _, _ in acks for i in ids])
+            cursor.executemany(self._sql(
                 f"UPDATE {self.publication} SET etag = %s, expires_at = %s, failures = 0,"
                 f" last_error = NULL, updated_at = %s WHERE node = %s AND resource = %s"),
-                (etag, expires_at, now, node, resource))
+                [(etag, expires_at, now, node, resource) for resource, _, etag, expires_at in acks])
 
     def forget_etag(self, node: str, resource: str, now: float) -> None:
         """The publication is removed (RFC 3903 4.5) or its entity-tag is gone (412)."""
@@ -200,10 +205,10 @@ class PublisherView(TrackingRecorder):
 
     # Reads ---------------------------------------------------------------------------
 
-    def pending(self, node: str) -> list[OutboxDocument]:
-        """The node's documents not yet accepted, oldest first."""
+    def pending(self, node: str, after_id: int = 0) -> list[OutboxDocument]:
+        """The node's documents not yet accepted (queued after `after_id`), oldest first."""
         rows = self._select(f"SELECT id, {', '.join(_OUTBOX_COLUMNS)} FROM {self.outbox} "
-                            "WHERE node = %s ORDER BY id", (node,))
+                            "WHERE node = %s AND id > %s ORDER BY id", (node, after_id))
         return [OutboxDocument(**{**r, "body": bytes(r["body"]), "final": bool(r["final"])})
                 for r in map(dict, rows)]
 

@@ -97,7 +97,10 @@ class Gateways:
         settings = {"listen": {"udp": [f"{HOST}:{port}"], "tcp": [f"{HOST}:{port}"]},
                     "registrar": {"domains": ["example.com"]}, "node": {"id": "e2e"}}
         for section, values in tomllib.loads(config).items():
-            settings.setdefault(section, {}).update(values)
+            if isinstance(values, dict):
+                settings.setdefault(section, {}).update(values)
+            else:  # an array of tables, e.g. [[subscribe]]: taken as given
+                settings[section] = values
         probe_host, probe_port = parse_listen(settings["listen"]["udp"][0])
         name = f"gateway-{len(self.running)}"
         config_path = self.tmp_path / f"{name}.toml"
@@ -125,7 +128,7 @@ class Gateways:
 
 
 def _toml(settings: dict) -> str:
-    """Settings (tables of strings, numbers, booleans and string lists) as TOML."""
+    """Settings (tables and arrays of tables of strings, numbers, booleans, lists) as TOML."""
     def value(item):
         if isinstance(item, bool):
             return "true" if item else "false"
@@ -134,8 +137,13 @@ def _toml(settings: dict) -> str:
         if isinstance(item, list):
             return "[" + ", ".join(value(v) for v in item) + "]"
         return '"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return "".join(f"[{section}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in values.items())
-                   for section, values in settings.items())
+    def table(header: str, values: dict) -> str:
+        return header + "\n" + "".join(f"{k} = {value(v)}\n" for k, v in values.items())
+    tables = [table(f"[{name}]", values) for name, values in settings.items()
+              if isinstance(values, dict)]
+    arrays = [table(f"[[{name}]]", item) for name, items in settings.items()
+              if isinstance(items, list) for item in items]
+    return "".join(tables + arrays)
 
 
 @pytest.fixture

@@ -1,0 +1,228 @@
+"""REGISTER -> PUBLISH through a real `serve`: throughput and lag, publishing off vs on.
+
+    python3 bench/publish_pipeline.py [--registers 2000] [--window 16] [--repeat 3]
+                                      [--stores sqlite,postgresql]
+
+A Python client keeps `--window` REGISTERs in flight over UDP (each a new AoR, one
+Contact, Expires 3600) until `--registers` were answered 200. A Python presence server on
+loopback answers every PUBLISH 200 at once with a fresh SIP-ETag. For each store, serve
+runs twice per repetition on a fresh store: publishing off (no outbound_proxy), then on.
+Printed per store: REGISTERs/s off and on (medians), their ratio, PUBLISHes/s received,
+and the lag from a REGISTER's 200 OK to its AoR's PUBLISH arriving (median and p95 of
+the median run). Every REGISTER must be answered 200 and every AoR published exactly once,
+else the run is reported failed. All traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.stores import empty_store  # noqa: E402
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class PresenceServer(threading.Thread):
+    """Answers PUBLISH 200 with a SIP-ETag; remembers when each resource was first published."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind((HOST, 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.arrivals: dict[str, float] = {}
+        self.count = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        etag = 0
+        while not self.stopped.is_set():
+            try:
+                data, address = self.sock.recvfrom(65535)
+            except OSError:
+                continue
+            now = time.monotonic()
+            head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace").split("\r\n")
+            if not head[0].startswith("PUBLISH "):
+                continue
+            self.count += 1
+            self.arrivals.setdefault(head[0].split()[1], now)
+            etag += 1
+            keep = [line for line in head[1:] if line.split(":", 1)[0].lower()
+                    in ("via", "from", "to", "call-id", "cseq", "expires")]
+            answer = "\r\n".join(["SIP/2.0 200 OK", *keep, f"SIP-ETag: e{etag}",
+                                  "Content-Length: 0", "", ""])
+            self.sock.sendto(answer.encode(), address)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(5)
+        self.sock.close()
+
+
+@contextmanager
+def running_serve(store_url: str, folder: Path, proxy_port: int | None):
+    port = free_port()
+    reginfo = (f'[reginfo]\ndefault_domain = "example.com"\npublish_reginfo = true\n'
+               + (f'outbound_proxy = "sip:{HOST}:{proxy_port}"\n' if proxy_port else ""))
+    config = folder / f"serve-{port}.toml"
+    config.write_text(reginfo + f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = []\n'
+                      '[registrar]\ndomains = ["example.com"]\n[node]\nid = "bench"\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infrastructure.cli", "serve", "--store", store_url,
+         "--config", str(config), "--log-level", "WARNING"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers(port):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("serve did not start")
+            time.sleep(0.1)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _answers(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        sock.settimeout(0.3)
+        branch = "z9hG4bKprobe" + uuid.uuid4().hex[:8]
+        probe = (f"OPTIONS sip:{HOST}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {HOST}:"
+                 f"{sock.getsockname()[1]};branch={branch};rport\r\nMax-Forwards: 70\r\n"
+                 f"From: <sip:probe@{HOST}>;tag=p\r\nTo: <sip:{HOST}:{port}>\r\n"
+                 f"Call-ID: {branch}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+        sock.sendto(probe.encode(), (HOST, port))
+        try:
+            return sock.recv(65535).startswith(b"SIP/2.0 ")
+        except OSError:
+            return False
+
+
+def _register(user: str, local_port: int, branch: str) -> bytes:
+    return (f"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP {HOST}:{local_port};"
+            f"branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@example.com>;tag=b\r\n"
+            f"To: <sip:{user}@example.com>\r\nCall-ID: {branch}\r\nCSeq: 1 REGISTER\r\n"
+            f"Contact: <sip:{user}@{HOST}:5999>;expires=3600\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def drive(port: int, registers: int, window: int) -> tuple[float, dict[str, float], int]:
+    """Send `registers` REGISTERs with `window` in flight; (seconds, 200 times, failures)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind((HOST, 0))
+    sock.settimeout(5)
+    local = sock.getsockname()[1]
+    run = uuid.uuid4().hex[:6]
+    sent, answered, failures = 0, {}, 0
+    start = time.monotonic()
+
+    def send_next() -> None:
+        nonlocal sent
+        user = f"b{run}x{sent}"
+        sock.sendto(_register(user, local, f"z9hG4bK{run}x{sent}"), (HOST, port))
+        sent += 1
+
+    for _ in range(min(window, registers)):
+        send_next()
+    while len(answered) + failures < registers:
+        try:
+            data = sock.recv(65535)
+        except OSError:
+            failures += registers - len(answered) - failures
+            break
+        now = time.monotonic()
+        user = data.split(b"<sip:", 1)[1].split(b"@", 1)[0].decode()
+        if data.startswith(b"SIP/2.0 200"):
+            answered[f"sip:{user}@example.com"] = now
+        else:
+            failures += 1
+        if sent < registers:
+            send_next()
+    sock.close()
+    return time.monotonic() - start, answered, failures
+
+
+def one_run(store: str, folder: Path, registers: int, window: int, publish: bool) -> dict:
+    server = PresenceServer() if publish else None
+    if server:
+        server.start()
+    try:
+        run_folder = Path(tempfile.mkdtemp(dir=folder))
+        with empty_store(store, run_folder) as url, running_serve(
+                url, folder, server.port if server else None) as port:
+            seconds, answered, failures = drive(port, registers, window)
+            if server:
+                deadline = time.monotonic() + 30
+                while len(server.arrivals) < len(answered) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+    finally:
+        if server:
+            server.stop()
+    result = {"rate": registers / seconds, "failures": failures}
+    if server:
+        lags = [server.arrivals[aor] - at for aor, at in answered.items() if aor in server.arrivals]
+        result.update(publishes=server.count, published=len(server.arrivals),
+                      lag_median=statistics.median(lags) * 1000 if lags else float("nan"),
+                      lag_p95=statistics.quantiles(lags, n=20)[18] * 1000 if len(lags) > 20 else float("nan"),
+                      exact=server.count == registers and len(server.arrivals) == registers)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--registers", type=int, default=2000)
+    parser.add_argument("--window", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--stores", default="sqlite,postgresql")
+    args = parser.parse_args()
+    print(f"{args.registers} REGISTERs per run, {args.window} in flight, median of {args.repeat}")
+    print(f"{'store':<11} {'off/s':>7} {'on/s':>7} {'on/off':>7} {'PUBLISH':>8} "
+          f"{'lag ms':>7} {'p95 ms':>7}  exact")
+    with tempfile.TemporaryDirectory(prefix="pua-bench-") as tmp:
+        for store in args.stores.split(","):
+            off: list[dict] = []
+            on: list[dict] = []
+            for _ in range(args.repeat):
+                off.append(one_run(store, Path(tmp), args.registers, args.window, False))
+                on.append(one_run(store, Path(tmp), args.registers, args.window, True))
+            middle = sorted(on, key=lambda r: r["rate"])[len(on) // 2]
+            off_rate = statistics.median(r["rate"] for r in off)
+            on_rate = statistics.median(r["rate"] for r in on)
+            exact = all(r["exact"] and not r["failures"] for r in on) and not any(
+                r["failures"] for r in off)
+            print(f"{store:<11} {off_rate:7.0f} {on_rate:7.0f} {on_rate / off_rate:7.2f} "
+                  f"{middle['publishes']:8d} {middle['lag_median']:7.1f} {middle['lag_p95']:7.1f}"
+                  f"  {'yes' if exact else 'NO'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
