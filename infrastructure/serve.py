@@ -27,7 +27,9 @@ from infrastructure.commands import (
     RequestSubscription,
 )
 from infrastructure.executor import GroupCommitExecutor
+from infrastructure.leadership import keeper_lock
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
+from infrastructure.store import StoreUrl
 from sip_gateway.handlers import GatewayPolicy, RequestHandler
 from sip_gateway.outbound import Outbound, next_hop
 from sip_gateway.publisher_client import PublisherClient
@@ -42,6 +44,7 @@ from sip_gateway.transports import TcpLimits, start_listeners
 log = logging.getLogger("pua_reginfo.serve")
 SWEEP_INTERVAL = 1.0
 TIMER_INTERVAL = 0.5
+LEAD_INTERVAL = 2.0  # seconds between checks of the subscription keeper lock
 SETTLE_TIMEOUT = 5.0  # seconds a PUBLISH or SUBSCRIBE in flight may take at shutdown
 
 
@@ -133,7 +136,7 @@ class Gateway:
             jobs.append(("publisher", self.publisher.run))
         if self.keeper is not None:
             await self._standing_subscriptions()
-            jobs.append(("subscription-keeper", self.keeper.run))
+            jobs.append(("subscription-keeper", self._keep_subscriptions))
         for name, job in jobs:
             self.tasks.append(loop.create_task(job(), name=name))
         log.info("serving (node %s, store %s)", self.service.settings.node.id,
@@ -164,6 +167,28 @@ class Gateway:
             self.publisher = PublisherClient(store, self.outbound, proxy=reginfo.outbound_proxy,
                                              proxy_address=self.proxy_address,
                                              clock=self.service.clock.now)
+
+    async def _keep_subscriptions(self) -> None:
+        """Run the keeper while this node holds the store's keeper lock (hot standby else)."""
+        lock = keeper_lock(StoreUrl.parse(self.service.settings.store.url))
+        loop = asyncio.get_running_loop()
+        running: asyncio.Task | None = None
+        try:
+            while True:
+                check = lock.held if running is not None else lock.try_acquire
+                held = await loop.run_in_executor(None, check)
+                if held and running is None:
+                    log.info("keeping the standing subscriptions on this node")
+                    running = loop.create_task(self.keeper.run(), name="keeper")
+                elif not held and running is not None:
+                    log.warning("lost the subscription keeper lock: standing by")
+                    running.cancel()
+                    running = None
+                await asyncio.sleep(LEAD_INTERVAL)
+        finally:
+            if running is not None:
+                running.cancel()
+            await loop.run_in_executor(None, lock.release)
 
     async def _standing_subscriptions(self) -> None:
         """The `[[subscribe]]` entries, recorded as requests (a no-op when unchanged)."""

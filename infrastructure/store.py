@@ -74,6 +74,14 @@ class StoreUrl:
             env["POSTGRES_SCHEMA"] = query["schema"]
         return cls("postgresql", env, _hide(url))
 
+    def connect_kwargs(self) -> dict:
+        """psycopg.connect keyword arguments of a PostgreSQL store."""
+        env = self.env
+        return {"dbname": env["POSTGRES_DBNAME"], "host": env["POSTGRES_HOST"],
+                "port": env["POSTGRES_PORT"], "user": env["POSTGRES_USER"],
+                "password": env["POSTGRES_PASSWORD"] or None,
+                "connect_timeout": int(env["POSTGRES_CONNECT_TIMEOUT"])}
+
 
 def probe(store: StoreUrl) -> None:
     """Fail fast, with the real reason, when the store's file or server cannot be reached."""
@@ -85,13 +93,8 @@ def probe(store: StoreUrl) -> None:
         return
     import psycopg
 
-    env = store.env
     try:
-        connection = psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
-            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
-        )
+        connection = psycopg.connect(**store.connect_kwargs())
     except psycopg.Error as error:
         lines = [line for line in str(error).splitlines() if line.strip()]
         reason = lines[0].strip() if lines else type(error).__name__

@@ -140,7 +140,9 @@ class SubscriberDialog:
     @classmethod
     def resume(cls, resource: str, subscriber: str, expires: int, dialog: DialogState,
                now: float, **options) -> SubscriberDialog:
-        """Carry on a dialog recorded before a restart; a new one if it has expired."""
+        """Carry on a dialog recorded before a restart (or by another node): refreshed at
+        once, which proves it still exists and points the notifier at this node's Contact
+        (RFC 6665 4.1.2.1); a new dialog if it has expired."""
         self = cls(resource, subscriber, expires, **options)
         if dialog.expires_at <= now:
             return self
@@ -149,7 +151,7 @@ class SubscriberDialog:
             dialog.call_id, dialog.local_tag, dialog.remote_tag)
         self.remote_target, self.route_set = dialog.remote_target, tuple(dialog.route_set)
         self._cseq, self.expires_at = dialog.cseq, dialog.expires_at
-        self._due_at = max(now, dialog.expires_at - refresh_lead(expires))
+        self._due_at = now  # refresh at once: it checks the dialog and retargets it here
         return self
 
     @property
