@@ -18,6 +18,7 @@ held tag whose lifetime ran out is forgotten (`expired`). Time comes in as `now`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -120,16 +121,22 @@ class Publication:
     retry_at = property(lambda self: self._retry_at, doc="The end of the back-off, if any.")
 
     @classmethod
-    def restore(cls, resource: str, etag: str, expires_at: float, *,
+    def restore(cls, resource: str, etag: str, expires_at: float, now: float, *,
                 random: Callable[[], float], backoff: Backoff | None = None) -> Publication:
-        """A publication whose entity-tag survived a restart: the next change modifies it."""
+        """A publication whose entity-tag survived a restart (RFC 3903 4.3, 4.4).
+
+        The next change modifies it; without one it is refreshed before it ends, asking
+        for the lifetime it had left (the lifetime of the bindings it described).
+        """
         publication = cls(resource, random=random, backoff=backoff)
         try:
             publication._etag = ETag.parse(etag).value
         except MalformedMessage:
             raise PublicationMisuse(f"stored SIP-ETag is not a token: {etag!r}") from None
-        publication._expires_at = expires_at
+        left = min(max(1, math.ceil(expires_at - now)), MAX_DELTA_SECONDS)
+        publication._expires_at, publication._granted, publication._lifetime = expires_at, left, left
         publication._state = PUBLISHED
+        publication._see(now)
         return publication
 
     def holds(self, body: bytes) -> bool:

@@ -96,7 +96,8 @@ class PublisherClient:
         for held in await self.store.held():
             if held.etag and held.expires_at and held.expires_at > self.clock():
                 self._slot(held.resource, Publication.restore(
-                    held.resource, held.etag, held.expires_at, random=self.uniform))
+                    held.resource, held.etag, held.expires_at, self.clock(),
+                    random=self.uniform))
         while True:
             try:
                 await self._round()
@@ -135,18 +136,29 @@ class PublisherClient:
 
     async def _feed(self, slot: _Slot, now: float) -> None:
         publication = slot.publication
-        if not publication.settled or not slot.queue:
+        if not slot.queue or publication.in_flight is not None:
             return
-        if publication.failures and len(slot.queue) > 1:
-            stale = [slot.queue.popleft() for _ in range(len(slot.queue) - 1)]
+        if publication.failures:
+            await self._collapse(slot, now)
+        elif publication.settled:
+            self._want(slot, slot.queue.popleft(), now)
+
+    async def _collapse(self, slot: _Slot, now: float) -> None:
+        """While failing, the newest document (full state) replaces the unsent ones."""
+        stale = [slot.queue.popleft() for _ in range(len(slot.queue) - 1)]
+        if slot.current is not None and not slot.acknowledged:
+            stale.insert(0, slot.current)
+        if stale:
             await self.store.discard([document.id for document in stale])
             log.info("%s: %d document(s) superseded while the publication fails",
                      slot.publication.resource, len(stale))
-        document = slot.queue.popleft()
+        self._want(slot, slot.queue.popleft(), now)
+
+    def _want(self, slot: _Slot, document: OutboxDocument, now: float) -> None:
         slot.current, slot.acknowledged = document, False
-        publication.want(document.body, max(1, document.expires), now)
+        slot.publication.want(document.body, max(1, document.expires), now)
         if document.final:
-            publication.want_removed(now)
+            slot.publication.want_removed(now)
 
     async def _send(self, slot: _Slot, plan: PublishPlan) -> None:
         publication = slot.publication
