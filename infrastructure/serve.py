@@ -10,8 +10,10 @@ listeners, let in-flight requests finish, flush the executor and the view, then 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
+import socket
 import time
 from uuid import UUID
 
@@ -152,8 +154,9 @@ class Gateway:
             self.keeper = None
             return
         transport = udp[0]
+        local = transport.get_extra_info("sockname")[:2]
         self.outbound = Outbound(lambda data, address: transport.sendto(data, address),
-                                 transport.get_extra_info("sockname")[:2])
+                                 (_reachable_host(local[0], self.proxy_address), local[1]))
         self.core.on_response = self.outbound.on_response
         if self.keeper is not None:
             self.keeper.outbound = self.outbound
@@ -265,6 +268,21 @@ class Gateway:
         while True:
             await asyncio.sleep(TIMER_INTERVAL)
             self.core.expire_transactions()
+
+
+def _reachable_host(host: str, toward: tuple[str, int] | None) -> str:
+    """The address to put in Via: the listener's, or for a wildcard listener the one the
+    kernel would use toward the next hop (RFC 3261 18.1.1: where responses must return)."""
+    if not ipaddress.ip_address(host).is_unspecified:
+        return host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    target = toward or (("::1" if family == socket.AF_INET6 else "127.0.0.1"), 5060)
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(target)  # no packet is sent: this only picks the route
+            return probe.getsockname()[0]
+        except OSError:
+            return "::1" if family == socket.AF_INET6 else "127.0.0.1"
 
 
 async def serve(service: Service) -> None:
