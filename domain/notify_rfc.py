@@ -1,7 +1,8 @@
 """Applying a reginfo document the way RFC 3680 section 5.5 tells a subscriber to.
 
 Merge algorithm. Stale and duplicate versions are discarded unprocessed (the Subscription
-decides). Otherwise every registration of the document is applied to its AoR:
+decides; a full document whose NOTIFY came later in the dialog than the last one applied
+is a new baseline, for notifiers that do not count versions per subscription). Otherwise every registration of the document is applied to its AoR:
 
 - registration `terminated` or `init`: it has no bindings any more; every binding this
   subscription told us about for the AoR ends (with the contact's own event if listed);
@@ -86,7 +87,8 @@ class Workspace:
 
 
 def apply_rfc(document: ReginfoDocument, subscription: Subscription, *, identify: Identify,
-              load: Load, node: str, now: float, default_expires: int) -> NotifyResult:
+              load: Load, node: str, now: float, default_expires: int,
+              cseq: int | None = None) -> NotifyResult:
     """Apply `document` received on `subscription` (RFC 3680 5.5); see the module doc."""
     sub_id = subscription.subscription_id
     identities = [identify(reg.aor or "") for reg in document.registrations]
@@ -95,7 +97,7 @@ def apply_rfc(document: ReginfoDocument, subscription: Subscription, *, identify
             contact_key(contact)  # refuses an unusable contact URI before anything changes
             check_ranges(contact)
     space = Workspace(identify, load, now)
-    verdict = subscription.classify(document.version)
+    verdict = subscription.classify(document.version, document.is_full, cseq)
     if verdict == STALE:
         reason = (f"version {document.version} is not above {subscription.reginfo_version}: "
                   "stale or duplicate document discarded")
@@ -129,7 +131,8 @@ def apply_rfc(document: ReginfoDocument, subscription: Subscription, *, identify
     told = {str(w.aggregate.id): w.aggregate.aor for w in space.aors.values()
             if any(b.subscription == sub_id for b in w.live.values())}
     gap = not document.is_full and (verdict == GAP or subscription.reginfo_version is None)
-    subscription.accept(document.version, document.state or "partial", told, gap, node, now)
+    subscription.accept(document.version, document.state or "partial", told, gap, node, now,
+                        cseq)
     reason = "version gap: full state needed (re-SUBSCRIBE)" if gap else None
     return NotifyResult(_code(space, identities), reason, gap=gap)
 

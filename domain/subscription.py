@@ -18,7 +18,7 @@ from eventsourcing.utils import register_topic
 
 from domain.address_of_record import at
 
-ACCEPT, GAP, STALE = "accept", "gap", "stale"
+ACCEPT, GAP, STALE, RESET = "accept", "gap", "stale", "reset"
 MAX_VERSION = 2**32 - 1
 
 
@@ -43,10 +43,13 @@ class ReginfoDocumentAccepted(AggregateEvent):
     aors: dict[str, str]
     gap: bool
     node: str
+    cseq: int | None = None  # of the NOTIFY that carried it (RFC 3261 12.2.2 ordering)
 
     def apply(self, aggregate: Subscription) -> None:
         if self.version is not None:
             aggregate.reginfo_version = self.version
+        if self.cseq is not None:
+            aggregate.notify_cseq = self.cseq
         aggregate.aors.update(self.aors)
         if self.state == "full":
             aggregate.needs_full_state = False
@@ -93,24 +96,34 @@ class Subscription(BaseAggregate[UUID]):
         self.aors: dict[str, str] = {}  # aggregate id -> AoR URI this subscription reported
         self.needs_full_state = False
         self.state = "active"
+        self.notify_cseq: int | None = None  # CSeq of the last NOTIFY whose document was applied
 
     @classmethod
     def observe(cls, subscription_id: str, node: str, now: float) -> Subscription:
         return cls._create(SubscriptionObserved, id=subscription_aggregate_id(subscription_id),
                            subscription_id=subscription_id, node=node, timestamp=at(now))
 
-    def classify(self, version: int | None) -> str:
-        """ACCEPT the expected next document, GAP after lost ones, STALE otherwise."""
+    def classify(self, version: int | None, full: bool = False, cseq: int | None = None) -> str:
+        """ACCEPT the expected next document, GAP after lost ones, STALE otherwise.
+
+        RESET: a full-state document whose version is not above ours but whose NOTIFY was
+        sent after the last one applied (a higher CSeq in the dialog): the notifier does not
+        count versions per subscription (it restarted, or relays its publishers' numbers),
+        so the newer full state is the new baseline rather than a duplicate.
+        """
         if version is None or self.reginfo_version is None:
             return ACCEPT
         if version <= self.reginfo_version:
+            last = getattr(self, "notify_cseq", None)
+            if full and cseq is not None and last is not None and cseq > last:
+                return RESET
             return STALE
         return ACCEPT if version == self.reginfo_version + 1 else GAP
 
     def accept(self, version: int | None, state: str, aors: dict[str, str], gap: bool,
-               node: str, now: float) -> None:
+               node: str, now: float, cseq: int | None = None) -> None:
         self.trigger_event(ReginfoDocumentAccepted, version=version, state=state, aors=aors,
-                           gap=gap, node=node, timestamp=at(now))
+                           gap=gap, node=node, cseq=cseq, timestamp=at(now))
 
     def discard(self, version: int, reason: str, node: str, now: float) -> None:
         self.trigger_event(ReginfoDocumentDiscarded, version=version, reason=reason, node=node,

@@ -37,6 +37,7 @@ class NotifyContext:
     mode: str = "rfc"
     subscription_id: str = DEFAULT_SUBSCRIPTION
     ended_reason: str | None = None  # Subscription-State: terminated;reason=...
+    cseq: int | None = None  # the NOTIFY's CSeq number, which orders a dialog's NOTIFYs
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ def apply_notify(uow: UnitOfWork, command: ApplyNotify, default_expires: int) ->
     elif subscription is not None:
         result = apply_rfc(command.document, subscription, identify=app.identify,
                            load=lambda identity: uow.aor(identity, "notify", cause),
-                           node=app.node, now=now, default_expires=default_expires)
+                           node=app.node, now=now, default_expires=default_expires,
+                           cseq=context.cseq)
     else:
         result = apply_kamailio(command.document, identify=app.identify,
                                 load=lambda identity: uow.aor(identity, "notify", cause),

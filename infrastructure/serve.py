@@ -77,8 +77,9 @@ class ExecutorPort:
             log.warning("could not subscribe to %s: %s", aor, error)
 
     async def notify(self, document: ReginfoDocument | None, mode: str, subscription_id: str,
-                     ended_reason: str | None, require_subscription: bool) -> NotifyResult:
-        context = NotifyContext(mode, subscription_id, ended_reason)
+                     ended_reason: str | None, require_subscription: bool,
+                     cseq: int | None = None) -> NotifyResult:
+        context = NotifyContext(mode, subscription_id, ended_reason, cseq)
         return await self.executor.submit(ApplyNotify(document, context, require_subscription))
 
 

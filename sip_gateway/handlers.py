@@ -83,7 +83,7 @@ class RequestHandler:
         ours = self.watcher is not None and self.watcher.claim(request)
         required = mode == "rfc" and not self.policy.accept_unsolicited_notify and not ours
         result = await self.port.notify(intake.document, mode, subscription, intake.ended_reason,
-                                        required)
+                                        required, intake.cseq)
         if ours and result.gap:
             self.watcher.version_gap(request)
         if result.unknown_subscription:

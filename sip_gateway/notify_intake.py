@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from domain.reginfo import ReginfoDocument
 from sip_gateway.errors import BadEvent, MalformedMessage, UnsupportedMediaType
 from sip_gateway.reginfo import parse_reginfo, parse_reginfo_lenient
-from sip_gateway.sip import ContentType, Event, NameAddr, SipRequest, SubscriptionState, parse_message
+from sip_gateway.sip import (
+    ContentType,
+    CSeq,
+    Event,
+    NameAddr,
+    SipRequest,
+    SubscriptionState,
+    parse_message,
+)
 
 _REQUEST_LINE = re.compile(rb"^[A-Za-z]+ \S+ SIP/2\.0\r?\n")
 
@@ -28,6 +36,7 @@ class NotifyIntake:
     document: ReginfoDocument | None
     dialog_id: str | None = None
     ended_reason: str | None = None
+    cseq: int | None = None  # the NOTIFY's CSeq number (orders the dialog's NOTIFYs)
 
 
 def is_sip_message(data: bytes) -> bool:
@@ -54,7 +63,8 @@ def intake_request(message: SipRequest, mode: str) -> NotifyIntake:
         state = SubscriptionState.parse(state_text)
         if state.state == "terminated":
             ended = state.reason or "terminated"
-    return NotifyIntake(_parse_body(message.body, mode), dialog_id(message), ended)
+    return NotifyIntake(_parse_body(message.body, mode), dialog_id(message), ended,
+                        _cseq(message))
 
 
 def dialog_id(message: SipRequest) -> str:
@@ -62,6 +72,13 @@ def dialog_id(message: SipRequest) -> str:
     local = NameAddr.parse(message.headers.get("To") or "").tag or ""
     remote = NameAddr.parse(message.headers.get("From") or "").tag or ""
     return f"{message.headers.get('Call-ID')};local={local};remote={remote}"
+
+
+def _cseq(message: SipRequest) -> int | None:
+    try:
+        return CSeq.parse(message.headers.get("CSeq") or "").number
+    except MalformedMessage:
+        return None
 
 
 def _check_rfc_headers(message: SipRequest) -> None:

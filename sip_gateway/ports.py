@@ -14,7 +14,8 @@ class RegistrationPort(Protocol):
         """Apply a REGISTER (None: only read the bindings); raises DomainError if refused."""
 
     async def notify(self, document: ReginfoDocument | None, mode: str, subscription_id: str,
-                     ended_reason: str | None, require_subscription: bool) -> NotifyResult:
+                     ended_reason: str | None, require_subscription: bool,
+                     cseq: int | None = None) -> NotifyResult:
         """Apply a reginfo document durably; the result code of reginfo_handle_notify.
 
         With `require_subscription`, a dialog that matches no active subscription of ours

@@ -35,7 +35,7 @@ def handle_notify(source: str, mode: str | None, subscription_id: str | None,
             _report(NotifyResult(-1, f"{error.sip_status}: {error}"))
             return
         context = NotifyContext(mode, subscription_id or intake.dialog_id or DEFAULT_SUBSCRIPTION,
-                                intake.ended_reason)
+                                intake.ended_reason, intake.cseq)
         result = apply_document(service.app, intake.document, context, service.clock.now(),
                                 service.settings.registrar.default_expires)
         service.catch_up()

@@ -39,9 +39,9 @@ def doc(version, state, *contacts, aor=BOB, reg_state="active") -> ReginfoDocume
     return ReginfoDocument(version, state, (RegistrationInfo(aor, "r", reg_state, tuple(contacts)),))
 
 
-def rfc(store, sub, document, now=T0):
+def rfc(store, sub, document, now=T0, cseq=None):
     return apply_rfc(document, sub, identify=normalize_aor, load=store.load, node="n", now=now,
-                     default_expires=3600)
+                     default_expires=3600, cseq=cseq)
 
 
 def kam(store, document, now=T0):
@@ -94,6 +94,32 @@ def test_rfc_stale_and_duplicate_versions_are_discarded(store, sub):
         result = rfc(store, sub, doc(version, "partial", contact("c3", C3)))
         assert result.discarded and result.code == 1 and "stale" in result.reason
     assert set(store.live()) == {C1, C2}
+
+
+def test_rfc_a_later_notify_with_a_full_document_resets_a_notifier_that_does_not_count(
+        store, sub):
+    # Kamailio 5.6 presence relays its publishers' versions: pua's default is version 0 in
+    # every document, and a second publication restarts at 0. The NOTIFY's CSeq shows the
+    # document is newer than the last one applied, so it becomes the new baseline.
+    a, b = "sip:bob@192.0.2.1", "sip:bob@192.0.2.2"
+    assert rfc(store, sub, doc(0, "full", contact("1", a)), cseq=1).code == 1
+    result = rfc(store, sub, doc(0, "full", contact("1", a), contact("2", b)), cseq=2)
+    assert not result.discarded and set(store.live()) == {a, b}
+    result = rfc(store, sub, doc(0, "full", contact("2", b)), cseq=3)
+    assert not result.discarded and set(store.live()) == {b}
+    assert (sub.reginfo_version, sub.notify_cseq) == (0, 3)
+
+
+def test_rfc_versions_still_rule_when_the_cseq_says_nothing_newer(store, sub):
+    a, b = "sip:bob@192.0.2.1", "sip:bob@192.0.2.2"
+    rfc(store, sub, doc(5, "full", contact("1", a)), cseq=10)
+    # an older NOTIFY overtaken in the network: lower CSeq, not above our version
+    assert rfc(store, sub, doc(4, "full", contact("2", b)), cseq=9).discarded
+    # a partial document cannot be a baseline, whatever its CSeq
+    assert rfc(store, sub, doc(5, "partial", contact("2", b)), cseq=11).discarded
+    # without a CSeq (a bare body) versions alone decide
+    assert rfc(store, sub, doc(5, "full", contact("2", b))).discarded
+    assert set(store.live()) == {a}
 
 
 def test_rfc_a_gap_is_applied_and_reported(store, sub):
