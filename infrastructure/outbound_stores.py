@@ -82,15 +82,9 @@ class SubscriptionsInStore:
         await self.submit(RecordSubscriber(resource, closed=reason))
 
     def _changed(self) -> list[WantedSubscription]:
-        ids: dict[UUID, None] = {}
-        while True:
-            page = self.app.recorder.select_notifications(self.position + 1, PAGE,
-                                                          topics=REQUEST_TOPICS)
-            for notification in page:
-                ids[notification.originator_id] = None
-                self.position = max(self.position, notification.id)
-            if len(page) < PAGE:
-                break
+        head = self.app.recorder.max_notification_id() or 0
+        ids = _requested(self.app, self.position, head)
+        self.position = head  # the next look scans only what is newer
         return [wanted for wanted in map(self._load, ids) if wanted is not None]
 
     def _load(self, aggregate_id: UUID) -> WantedSubscription | None:
@@ -103,13 +97,18 @@ class SubscriptionsInStore:
 
 def kept_subscriptions(app: Any) -> list[ResourceSubscription]:
     """Every ResourceSubscription in the store (for `status`)."""
+    head = app.recorder.max_notification_id() or 0
+    return [app.repository.get(aggregate_id) for aggregate_id in _requested(app, 0, head)]
+
+
+def _requested(app: Any, after: int, head: int) -> list[UUID]:
+    """The ResourceSubscriptions requested or withdrawn in notifications (after, head]."""
     ids: dict[UUID, None] = {}
-    position = 0
-    while True:
-        page = app.recorder.select_notifications(position + 1, PAGE, topics=REQUEST_TOPICS)
-        for notification in page:
-            ids[notification.originator_id] = None
-            position = notification.id
+    while after < head:
+        page = app.recorder.select_notifications(after + 1, PAGE, stop=head,
+                                                 topics=REQUEST_TOPICS)
+        ids.update((notification.originator_id, None) for notification in page)
         if len(page) < PAGE:
             break
-    return [app.repository.get(aggregate_id) for aggregate_id in ids]
+        after = page[-1].id
+    return list(ids)

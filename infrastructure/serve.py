@@ -31,6 +31,7 @@ from infrastructure.commands import (
 from infrastructure.executor import GroupCommitExecutor
 from infrastructure.leadership import keeper_lock
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
+from infrastructure.settings import SettingsError
 from infrastructure.store import StoreUrl
 from sip_gateway.handlers import GatewayPolicy, RequestHandler
 from sip_gateway.outbound import Outbound, next_hop
@@ -102,7 +103,7 @@ class Gateway:
         self.outbound: Outbound | None = None
         self.publisher: PublisherClient | None = None
         self.keeper: SubscriptionKeeper | None = None
-        self.proxy_address = next_hop(reginfo.outbound_proxy) if reginfo.outbound_proxy else None
+        self.proxy_address = _proxy_address(reginfo.outbound_proxy)
         if reginfo.server_address:
             self.keeper = SubscriptionKeeper(
                 SubscriptionsInStore(service.app, self.executor.submit, self._in_store),
@@ -269,6 +270,15 @@ class Gateway:
         while True:
             await asyncio.sleep(TIMER_INTERVAL)
             self.core.expire_transactions()
+
+
+def _proxy_address(proxy: str | None) -> tuple[str, int] | None:
+    if proxy is None:
+        return None
+    try:
+        return next_hop(proxy)
+    except ValueError as error:
+        raise SettingsError(f"[reginfo] outbound_proxy: {error}") from None
 
 
 def _reachable_host(host: str, toward: tuple[str, int] | None) -> str:
