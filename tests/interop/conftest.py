@@ -281,13 +281,20 @@ class Registrations:
     def register(self, user: str, callid: str, seq: int, contact: str, expires: int,
                  ua: str = "pua-reginfo-interop") -> float:
         """Send one REGISTER and return when its 200 OK arrived (Unix seconds)."""
-        peer = SippPeer(self.sipp, SCENARIOS / "register.xml", free_port(), self.workdir,
-                        keys={"user": user, "domain": DOMAIN, "contact": contact,
-                              "expires": expires, "seq": seq, "ua": ua},
-                        calls=1, timeout=10, extra=("-cid_str", callid, f"{HOST}:{self.target}"),
-                        name=f"register-{self.target}-{len(self.runs)}")
-        self.runs.append(peer)
-        peer.start()
+        for attempt in range(3):  # a free port may be taken before sipp binds it (errno 98)
+            peer = SippPeer(self.sipp, SCENARIOS / "register.xml", free_port(), self.workdir,
+                            keys={"user": user, "domain": DOMAIN, "contact": contact,
+                                  "expires": expires, "seq": seq, "ua": ua},
+                            calls=1, timeout=10,
+                            extra=("-cid_str", callid, f"{HOST}:{self.target}"),
+                            name=f"register-{self.target}-{len(self.runs)}")
+            self.runs.append(peer)
+            try:
+                peer.start()
+                break
+            except AssertionError as error:
+                if "Address already in use" not in str(error) or attempt == 2:
+                    raise
         status = peer.wait(15)
         assert status == 0, f"REGISTER {user} {contact} failed (sipp {status})\n{peer.describe()}"
         return next(m.time for m in peer.messages() if m.status == 200)
