@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from sip_gateway.backoff import Backoff
 from sip_gateway.errors import MalformedMessage
 from sip_gateway.publication_request import PublicationMisuse, PublishKind, PublishPlan
 from sip_gateway.sip.values import MAX_DELTA_SECONDS, ETag
@@ -69,22 +69,6 @@ ETAG_LOST_STATUSES = frozenset({481})  # the compositor has no such publication 
 
 _SEND_EVENTS = {PublishKind.INITIAL: SEND_INITIAL, PublishKind.MODIFY: SEND_MODIFY,
                 PublishKind.REFRESH: SEND_REFRESH, PublishKind.REMOVE: SEND_REMOVE}
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential back-off with full jitter: random() * min(cap, base * factor**(n-1))."""
-
-    base: float = 1.0
-    factor: float = 2.0
-    cap: float = 300.0
-
-    def ceiling(self, failures: int) -> float:
-        exponent = min(max(failures - 1, 0), 64)  # beyond 2**64 the cap has long won
-        return min(self.cap, self.base * self.factor**exponent)
-
-    def delay(self, failures: int, random: Callable[[], float]) -> float:
-        return min(max(random(), 0.0), 1.0) * self.ceiling(failures)
 
 
 class Publication:

@@ -1,7 +1,7 @@
 """A reg SUBSCRIBE to send: its plan, its timing, and the request built from it.
 
 `SubscriberDialog` decides what to send (dialog identifiers, CSeq, Expires, Request-URI,
-route set) as a `SubscribePlan`, and when (`refresh_lead`, `Backoff`); `build_subscribe`
+route set) as a `SubscribePlan`, and when (`refresh_lead`, `SUBSCRIBE_BACKOFF`); `build_subscribe`
 adds what belongs to the transport (Via, Contact, pre-loaded Route) and makes the
 `SipRequest` (RFC 6665 4.1.2, RFC 3680 3).
 """
@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from domain.uri import SipUri, parse_uri
+from sip_gateway.backoff import Backoff
 from sip_gateway.errors import MalformedMessage
 from sip_gateway.sip import Headers, NameAddr, SipRequest
 from sip_gateway.sip.values import REGINFO
@@ -40,19 +41,7 @@ class SubscribePlan:
         return self.remote_tag is not None
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential back-off with full jitter: uniform(0, min(cap, base * factor**(n-1)))."""
-
-    base: float = 2.0
-    factor: float = 2.0
-    cap: float = 600.0
-
-    def ceiling(self, failures: int) -> float:
-        try:
-            return min(self.cap, self.base * self.factor ** max(failures - 1, 0))
-        except OverflowError:
-            return self.cap
+SUBSCRIBE_BACKOFF = Backoff(base=2.0, cap=600.0)  # 2 s doubling to 10 minutes
 
 
 def refresh_lead(lifetime: float) -> float:

@@ -37,6 +37,7 @@ from sip_gateway.sip.grammar import is_token
 from sip_gateway.subscribe_request import (
     INITIAL,
     REFRESH,
+    SUBSCRIBE_BACKOFF,
     UNSUBSCRIBE,
     Backoff,
     SubscribePlan,
@@ -47,7 +48,7 @@ from sip_gateway.subscribe_request import (
 )
 
 __all__ = [
-    "DEFAULT_EXPIRES", "SUBSCRIBER_MACHINE", "Backoff", "SubscribePlan", "SubscriberDialog",
+    "DEFAULT_EXPIRES", "SUBSCRIBER_MACHINE", "SUBSCRIBE_BACKOFF", "Backoff", "SubscribePlan", "SubscriberDialog",
     "SubscriberMisuse", "build_subscribe", "refresh_lead",
 ]
 
@@ -113,7 +114,7 @@ class SubscriberDialog:
 
     def __init__(
         self, resource: str, subscriber: str, expires: int = DEFAULT_EXPIRES, *,
-        start_at: float = -math.inf, backoff: Backoff = Backoff(),
+        start_at: float = -math.inf, backoff: Backoff = SUBSCRIBE_BACKOFF,
         timers: TimerValues = TimerValues(),
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         uniform: Callable[[], float] = _SYSTEM_RANDOM.random,

@@ -14,7 +14,7 @@ from sip_gateway.subscriber import (
     IN_FLIGHT,
     SUBSCRIBER_MACHINE,
     TERMINATED,
-    Backoff,
+    SUBSCRIBE_BACKOFF,
     SubscriberDialog,
     build_subscribe,
     refresh_lead,
@@ -277,7 +277,7 @@ def test_the_back_off_has_full_jitter_within_its_ceiling(failures, jitter):
         dialog.on_response(503, now=now)
     delay = dialog.next_deadline() - now  # full jitter: uniform below the ceiling
     assert 0 <= delay <= min(600, 2 * 2 ** (failures - 1))
-    assert delay == pytest.approx(jitter * Backoff().ceiling(failures), abs=1e-6)
+    assert delay == pytest.approx(jitter * SUBSCRIBE_BACKOFF.ceiling(failures), abs=1e-6)
 
 
 @pytest.mark.parametrize("status", [408, 500, 503, 603, 404, 302])
