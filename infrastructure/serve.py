@@ -48,7 +48,7 @@ log = logging.getLogger("pua_reginfo.serve")
 SWEEP_INTERVAL = 1.0
 TIMER_INTERVAL = 0.5
 LEAD_INTERVAL = 2.0  # seconds between checks of the subscription keeper lock
-SETTLE_TIMEOUT = 5.0  # seconds a PUBLISH or SUBSCRIBE in flight may take at shutdown
+SETTLE_TIMEOUT = 5.0  # seconds to drain the PUBLISH outbox and the SUBSCRIBEs in flight at shutdown
 
 
 class ExecutorPort:
@@ -224,8 +224,6 @@ class Gateway:
         await self.executor.stop()
         if self.publisher is not None:
             await self._in_store(self.service.catch_up_publisher)
-            self.publisher.wake(documents=True)
-            await asyncio.sleep(0.2)
             await self.publisher.settle(SETTLE_TIMEOUT)
         for task in self.tasks:
             task.cancel()

@@ -86,6 +86,8 @@ class PublisherClient:
         self._tasks: set[asyncio.Task] = set()
         self._documents = True  # read the outbox on the first round
         self._read_at = 0.0
+        self._stopping = False
+        self._runner: asyncio.Task | None = None
 
     def wake(self, documents: bool = False) -> None:
         """Run a round now; `documents`: the outbox has new documents to read."""
@@ -93,16 +95,14 @@ class PublisherClient:
         self._wakeup.set()
 
     async def run(self) -> None:
+        self._runner = asyncio.current_task()
         for held in await self.store.held():
             if held.etag and held.expires_at and held.expires_at > self.clock():
                 self._slot(held.resource, Publication.restore(
                     held.resource, held.etag, held.expires_at, self.clock(),
                     random=self.uniform))
-        while True:
-            try:
-                await self._round()
-            except Exception:
-                log.exception("publisher round failed; retrying")
+        while not self._stopping:
+            await self._guarded_round()
             timeout = self._sleep()
             self._wakeup.clear()
             try:
@@ -111,11 +111,32 @@ class PublisherClient:
                 pass
 
     async def settle(self, timeout: float) -> None:
-        """Let the PUBLISHes in flight finish (at shutdown), at most `timeout` seconds."""
+        """At shutdown: end `run`, then publish what the outbox still holds and let every
+        PUBLISH finish and be recorded, for at most `timeout` seconds. Nothing is sent
+        after this returns, so no answered PUBLISH goes unrecorded; only what the timeout
+        cut short is sent again after the restart."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._stopping, self._documents = True, True
+        self._wakeup.set()
+        if self._runner is not None and not self._runner.done():
+            await asyncio.wait({self._runner}, timeout=timeout)
+        while loop.time() < deadline:
+            await self._guarded_round()
+            if not self._tasks:
+                return
+            await asyncio.wait(set(self._tasks), timeout=deadline - loop.time())
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+            log.warning("%d PUBLISH(es) still unanswered at shutdown; they are sent again "
+                        "after the restart", len(self._tasks))
 
     # -- internals ---------------------------------------------------------------------
+
+    async def _guarded_round(self) -> None:
+        try:
+            await self._round()
+        except Exception:
+            log.exception("publisher round failed; retrying")
 
     async def _round(self) -> None:
         now = self.clock()

@@ -4,6 +4,8 @@ Used where a test needs thousands of exchanges and exact counting (sipp scenario
 the wire format elsewhere). It answers every PUBLISH 200 with a fresh SIP-ETag and the
 requested Expires, every SUBSCRIBE 200 with a To tag, a Contact and the requested
 Expires, records everything it receives, and sends NOTIFYs in the dialog on request.
+Like any UAS (RFC 3261 17.2), it absorbs retransmissions: a request seen before (same
+top Via branch and method) gets the same answer again and is not recorded twice.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class PythonPeer:
     stopped: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     subscribe_expires: int = 600
+    retransmissions: int = 0
+    answered: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     @classmethod
     def start(cls, port: int) -> PythonPeer:
@@ -94,7 +98,10 @@ class PythonPeer:
                 continue
             message = parse_message(data)
             with self.lock:
-                if isinstance(message, SipResponse):
+                if isinstance(message, SipRequest) and _key(message) in self.answered:
+                    self.retransmissions += 1
+                    self.sock.sendto(self.answered[_key(message)], address)
+                elif isinstance(message, SipResponse):
                     self.responses.append(message)
                 elif message.method == "PUBLISH":
                     self.publishes.append(message)
@@ -121,4 +128,12 @@ class PythonPeer:
                   f"Call-ID: {headers.get('Call-ID')}", f"CSeq: {headers.get('CSeq')}"]
         lines += [f"{name}: {value}" for name, value in extra]
         text = "SIP/2.0 200 OK\r\n" + "\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n"
+        self.answered[_key(request)] = text.encode()
         self.sock.sendto(text.encode(), address)
+
+
+def _key(request: SipRequest) -> tuple[str, str]:
+    """What identifies a server transaction (RFC 3261 17.2.3): top Via branch, method."""
+    top = request.headers.get("Via") or ""
+    branch = re.search(r";\s*branch=([^;\s,]+)", top)
+    return (branch.group(1) if branch else top, request.method)
