@@ -33,13 +33,14 @@ from infrastructure.leadership import keeper_lock
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
 from infrastructure.settings import SettingsError
 from infrastructure.store import StoreUrl
-from sip_gateway.handlers import GatewayPolicy, RequestHandler
-from sip_gateway.outbound import Outbound, next_hop
+from sip_gateway.handlers import Arrival, GatewayPolicy, RequestHandler
+from sip_gateway.outbound import Hop, Outbound, next_hop
 from sip_gateway.publisher_client import PublisherClient
 from sip_gateway.peers import TrustedPeers
 from sip_gateway.registrar import RegistrarPolicy
 from sip_gateway.server import SipCore
 from sip_gateway.sip import ServerTransactionLayer
+from sip_gateway.stream_links import StreamLinks
 from sip_gateway.subscriber import DEFAULT_EXPIRES
 from sip_gateway.subscription_keeper import SubscriptionKeeper
 from sip_gateway.transports import TcpLimits, start_listeners
@@ -103,12 +104,13 @@ class Gateway:
         self.outbound: Outbound | None = None
         self.publisher: PublisherClient | None = None
         self.keeper: SubscriptionKeeper | None = None
-        self.proxy_address = _proxy_address(reginfo.outbound_proxy)
+        self.proxy_hop = _proxy_hop(reginfo.outbound_proxy, settings.listen)
+        self.streams: StreamLinks | None = None
         if reginfo.server_address:
             self.keeper = SubscriptionKeeper(
                 SubscriptionsInStore(service.app, self.executor.submit, self._in_store),
                 None, subscriber=reginfo.server_address, proxy=reginfo.outbound_proxy,
-                proxy_address=self.proxy_address, clock=service.clock.now)
+                proxy_hop=self.proxy_hop, clock=service.clock.now)
         port = ExecutorPort(service, self.executor,
                             reginfo.subscribe_on_register and self.keeper is not None)
         handler = RequestHandler(port, policy, service.clock.now, self.keeper)
@@ -121,7 +123,7 @@ class Gateway:
     async def start(self) -> None:
         self.executor.start()
         reginfo = self.service.settings.reginfo
-        if reginfo.publish_reginfo and self.proxy_address is not None:
+        if reginfo.publish_reginfo and self.proxy_hop is not None:
             # Before any request: a first start publishes from here on, not the history.
             await self._in_store(self.service.catch_up_publisher)
         self.executor.on_commit(self._dirty.set)
@@ -147,31 +149,42 @@ class Gateway:
                  self.service.settings.store.url)
 
     def _start_outbound(self) -> None:
-        """PUBLISH and SUBSCRIBE leave from the first UDP socket we listen on."""
+        """PUBLISH and SUBSCRIBE leave from the first UDP socket we listen on (answers come
+        back to it), or over TCP connections whose Via names our first TCP listener."""
         reginfo = self.service.settings.reginfo
+        toward = self.proxy_hop.address if self.proxy_hop is not None else None
+        send, local, stream_local = None, None, None
         udp = [c for c in self.closers if hasattr(c, "sendto")]  # the UDP transports
-        if not udp:
-            if reginfo.publish_reginfo or self.keeper is not None:
-                log.warning("no UDP listener: nothing is published or subscribed")
-            self.keeper = None
-            return
-        transport = udp[0]
-        local = transport.get_extra_info("sockname")[:2]
-        self.outbound = Outbound(lambda data, address: transport.sendto(data, address),
-                                 (_reachable_host(local[0], self.proxy_address), local[1]))
+        if udp:
+            transport = udp[0]
+            sockname = transport.get_extra_info("sockname")[:2]
+            send = transport.sendto
+            local = (_reachable_host(sockname[0], toward), sockname[1])
+        servers = [c for c in self.closers if getattr(c, "sockets", None)]  # TCP servers
+        if servers:
+            sockname = servers[0].sockets[0].getsockname()[:2]
+            stream_local = (_reachable_host(sockname[0], toward), sockname[1])
+        self.streams = StreamLinks(lambda response: self.outbound.on_response(response),
+                                   self._request_on_link,
+                                   lambda address: self.outbound.on_lost(address))
+        self.outbound = Outbound(send, local, streams=self.streams, stream_local=stream_local)
         self.core.on_response = self.outbound.on_response
         if self.keeper is not None:
             self.keeper.outbound = self.outbound
         publisher = self.service.publisher
-        if reginfo.publish_reginfo and self.proxy_address is None:
+        if reginfo.publish_reginfo and self.proxy_hop is None:
             log.warning("publish_reginfo is on but [reginfo] outbound_proxy is not set: "
                         "nothing is published")
         elif reginfo.publish_reginfo and publisher is not None:
             store = PublicationsInStore(publisher.view, publisher.node, self._in_store,
                                         self.service.clock.now)
             self.publisher = PublisherClient(store, self.outbound, proxy=reginfo.outbound_proxy,
-                                             proxy_address=self.proxy_address,
+                                             proxy_hop=self.proxy_hop,
                                              clock=self.service.clock.now)
+
+    def _request_on_link(self, request, peer, local, send) -> None:
+        """A request on a connection we opened (a notifier reusing it): served like any."""
+        self.core.receive_message(request, Arrival(peer, "tcp", local), send, reliable=True)
 
     async def _keep_subscriptions(self) -> None:
         """Run the keeper while this node holds the store's keeper lock (hot standby else)."""
@@ -225,6 +238,8 @@ class Gateway:
         if self.publisher is not None:
             await self._in_store(self.service.catch_up_publisher)
             await self.publisher.settle(SETTLE_TIMEOUT)
+        if self.streams is not None:
+            await self.streams.close()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -270,13 +285,19 @@ class Gateway:
             self.core.expire_transactions()
 
 
-def _proxy_address(proxy: str | None) -> tuple[str, int] | None:
+def _proxy_hop(proxy: str | None, listen) -> Hop | None:
+    """The outbound proxy's next hop; a TCP one needs a TCP listener for our Via."""
     if proxy is None:
         return None
     try:
-        return next_hop(proxy)
+        hop = next_hop(proxy)
     except ValueError as error:
         raise SettingsError(f"[reginfo] outbound_proxy: {error}") from None
+    if not (listen.tcp if hop.transport == "tcp" else listen.udp):
+        raise SettingsError(f"[reginfo] outbound_proxy {proxy} is reached over "
+                            f"{hop.transport.upper()}: [listen] {hop.transport} needs an "
+                            "address to send from and to take the answers")
+    return hop
 
 
 def _reachable_host(host: str, toward: tuple[str, int] | None) -> str:

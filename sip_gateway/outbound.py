@@ -1,11 +1,13 @@
-"""Requests we originate (PUBLISH, SUBSCRIBE) over the gateway's UDP socket (RFC 3261 17.1).
+"""Requests we originate (PUBLISH, SUBSCRIBE) over UDP or TCP (RFC 3261 17.1, 18.1).
 
 A thin asyncio shell around the sans-IO ClientTransactionLayer: `request` starts a
-transaction, sends the request from the socket the gateway listens on (so responses come
-back to it, RFC 3261 18.1.1 and the Via we stamp), and resolves with the final response,
-or None when Timer F fired or the datagram could not be sent (the caller treats that as
-408, RFC 3261 8.1.3.1). The gateway hands every received response to `on_response`;
-retransmissions (Timer E) and timeouts run in `run_timers`.
+transaction toward a `Hop` (address and transport) and resolves with the final response,
+or None when Timer F fired or the request could not be sent (the caller treats that as
+408, RFC 3261 8.1.3.1). UDP requests leave from the socket the gateway listens on (so
+responses come back to it, RFC 3261 18.1.1 and the Via we stamp); the gateway hands every
+response received there to `on_response`, and Timer E retransmits them. TCP requests go
+over `StreamLinks` (one reused connection per next hop; no retransmissions, RFC 3261
+17.1.2.2); a connection that is lost ends its transactions at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from domain.uri import SipUri, parse_uri
 from sip_gateway.sip import SipRequest, SipResponse
@@ -28,56 +31,101 @@ from sip_gateway.sip.client_transaction import (
     client_key,
 )
 from sip_gateway.sip.timers import TimerValues
+from sip_gateway.stream_links import StreamLinks
 
 log = logging.getLogger("pua_reginfo.outbound")
 Address = tuple[str, int]
 Send = Callable[[bytes, Address], None]
+TRANSPORTS = ("udp", "tcp")
 
 
-def next_hop(uri_text: str) -> Address:
-    """The UDP address of a SIP URI used as next hop (host resolved once, port 5060 default)."""
+class Hop(NamedTuple):
+    """Where a request goes next: an address and the transport to reach it."""
+
+    address: Address
+    transport: str = "udp"  # "udp" or "tcp"
+
+
+def next_hop(uri_text: str) -> Hop:
+    """The next hop of a SIP URI (RFC 3263 without DNS: host resolved once, port 5060
+    default, `transport=udp|tcp`; `sips` and other transports are refused)."""
     uri = parse_uri(uri_text.strip().strip("<>"))
     if not isinstance(uri, SipUri):
         raise ValueError(f"{uri_text!r} is not a SIP URI")
+    transport = (uri.param("transport") or "udp").lower()
+    if uri.scheme.lower() != "sip" or transport not in TRANSPORTS:
+        raise ValueError(f"{uri_text!r}: only sip: over udp or tcp is supported")
     host = uri.host.strip("[]")
     port = uri.port or 5060
+    kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
     try:
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        info = socket.getaddrinfo(host, port, type=kind)
     except socket.gaierror as error:
         raise ValueError(f"cannot resolve {host!r}: {error}") from None
     address = info[0][4]
-    return address[0], address[1]
+    return Hop((address[0], address[1]), transport)
 
 
 class Outbound:
-    """Client transactions over one UDP socket; one future per request in flight."""
+    """Client transactions over the gateway's UDP socket and our TCP connections; one
+    future per request in flight. `local` is the UDP sent-by, `stream_local` the TCP one
+    (our TCP listener), each what the Via of a request over that transport carries."""
 
-    def __init__(self, send: Send, local: Address, *, timers: TimerValues | None = None,
+    def __init__(self, send: Send | None, local: Address | None, *,
+                 streams: StreamLinks | None = None, stream_local: Address | None = None,
+                 timers: TimerValues | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.send, self.local, self.clock = send, local, clock
+        self.streams, self.stream_local = streams, stream_local
         self.layer = ClientTransactionLayer(timers)
-        self._waiting: dict[ClientKey, tuple[asyncio.Future, Address]] = {}
+        self._waiting: dict[ClientKey, tuple[asyncio.Future, Hop]] = {}
         self._wakeup = asyncio.Event()
 
     def new_branch(self) -> str:
         return self.layer.new_branch()
 
-    async def request(self, request: SipRequest, destination: Address) -> SipResponse | None:
+    def reaches(self, hop: Hop) -> bool:
+        """Whether requests can go over `hop`'s transport from here."""
+        if hop.transport == "tcp":
+            return self.streams is not None and self.stream_local is not None
+        return self.send is not None and self.local is not None
+
+    def sent_by(self, hop: Hop) -> Address:
+        """The Via sent-by of a request over `hop` (RFC 3261 18.1.1)."""
+        local = self.stream_local if hop.transport == "tcp" else self.local
+        if local is None:
+            raise ValueError(f"no {hop.transport} listener to send requests from")
+        return local
+
+    async def request(self, request: SipRequest, hop: Hop) -> SipResponse | None:
         """Send `request`; its final response, or None on timeout or transport failure."""
         key = client_key(request)
         future = asyncio.get_running_loop().create_future()
-        wire = self.layer.start(request, self.clock(), reliable=False)
-        self._waiting[key] = (future, destination)
+        reliable = hop.transport == "tcp"
+        wire = self.layer.start(request, self.clock(), reliable=reliable)
+        self._waiting[key] = (future, hop)
         try:
-            self.send(wire, destination)
+            if not self.reaches(hop):
+                raise OSError(f"no {hop.transport} transport for outbound requests")
+            if reliable:
+                await self.streams.send(wire, hop.address)
+            else:
+                self.send(wire, hop.address)
         except OSError as error:
-            log.warning("%s to %s:%s not sent: %s", request.method, *destination, error)
+            log.warning("%s to %s:%s/%s not sent: %s", request.method, *hop.address,
+                        hop.transport, error)
             self._settle(self.layer.transport_error(key))
         self._wakeup.set()
         try:
             return await future
         finally:
             self._waiting.pop(key, None)
+
+    def on_lost(self, address: Address) -> None:
+        """A TCP connection ended: the transactions waiting on it fail now (17.1.4)."""
+        for key, (_, hop) in list(self._waiting.items()):
+            if hop.transport == "tcp" and hop.address == address:
+                self._settle(self.layer.transport_error(key))
 
     def on_response(self, response: SipResponse) -> None:
         """A response arrived on the gateway's socket: pass it to its transaction."""
@@ -106,9 +154,9 @@ class Outbound:
     def _settle(self, events) -> None:
         for event in events:
             waiting = self._waiting.get(event.key)
-            if isinstance(event, Retransmit) and waiting is not None:
+            if isinstance(event, Retransmit) and waiting is not None and self.send is not None:
                 try:
-                    self.send(event.wire, waiting[1])
+                    self.send(event.wire, waiting[1].address)
                 except OSError as error:
                     log.warning("retransmission not sent: %s", error)
             elif isinstance(event, (TimedOut, TransportFailed)) and waiting is not None:

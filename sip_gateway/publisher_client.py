@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sip_gateway.outbound import Address, Outbound
+from sip_gateway.outbound import Hop, Outbound
 from sip_gateway.publication import Publication
 from sip_gateway.publication_request import PublishKind, PublishPlan, build_publish, publish_response_fields
 from sip_gateway.sip import SipResponse
@@ -74,10 +74,10 @@ class PublisherClient:
     """Sends the outbox as PUBLISH requests through the outbound proxy (RFC 3903)."""
 
     def __init__(self, store: PublicationStore, outbound: Outbound, *, proxy: str,
-                 proxy_address: Address, clock: Callable[[], float] = time.time,
+                 proxy_hop: Hop, clock: Callable[[], float] = time.time,
                  uniform: Callable[[], float] = random.SystemRandom().random) -> None:
         self.store, self.outbound = store, outbound
-        self.proxy, self.proxy_address = proxy, proxy_address
+        self.proxy, self.proxy_hop = proxy, proxy_hop
         self.clock, self.uniform = clock, uniform
         self.slots: dict[str, _Slot] = {}
         self.sent = 0
@@ -184,12 +184,13 @@ class PublisherClient:
     async def _send(self, slot: _Slot, plan: PublishPlan) -> None:
         publication = slot.publication
         slot.cseq += 1
+        via_host, via_port = self.outbound.sent_by(self.proxy_hop)
         request = build_publish(
             plan, resource=publication.resource, from_uri=publication.resource,
             from_tag=slot.from_tag, call_id=slot.call_id, cseq=slot.cseq,
-            branch=self.outbound.new_branch(), via_host=self.outbound.local[0],
-            via_port=self.outbound.local[1], route=self.proxy)
-        response = await self.outbound.request(request, self.proxy_address)
+            branch=self.outbound.new_branch(), via_host=via_host, via_port=via_port,
+            transport=self.proxy_hop.transport, route=self.proxy)
+        response = await self.outbound.request(request, self.proxy_hop)
         now = self.clock()
         if response is None:
             publication.on_timeout(now)

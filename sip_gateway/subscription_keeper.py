@@ -23,7 +23,7 @@ from typing import Protocol
 
 from domain.resource_subscription import DialogState
 from sip_gateway.errors import MalformedMessage
-from sip_gateway.outbound import Address, Outbound, next_hop
+from sip_gateway.outbound import Hop, Outbound, next_hop
 from sip_gateway.sip import NameAddr, SipRequest, SipResponse, SubscriptionState
 from sip_gateway.sip.values import parse_delta_seconds
 from sip_gateway.subscribe_request import SubscribePlan, build_subscribe
@@ -62,10 +62,10 @@ class SubscriptionKeeper:
     """Keeps one SUBSCRIBE dialog per wanted resource (RFC 6665 4.1, RFC 3680 3)."""
 
     def __init__(self, store: SubscriberStore, outbound: Outbound | None, *, subscriber: str,
-                 proxy: str | None, proxy_address: Address | None,
+                 proxy: str | None, proxy_hop: Hop | None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store, self.outbound, self.subscriber = store, outbound, subscriber
-        self.proxy, self.proxy_address, self.clock = proxy, proxy_address, clock
+        self.proxy, self.proxy_hop, self.clock = proxy, proxy_hop, clock
         self.kept: dict[str, _Kept] = {}
         self._by_call_id: dict[str, str] = {}
         self._wakeup = asyncio.Event()
@@ -161,11 +161,18 @@ class SubscriptionKeeper:
 
     async def _send(self, resource: str, kept: _Kept, plan: SubscribePlan) -> None:
         dialog = kept.dialog
-        request = build_subscribe(
-            plan, via_host=self.outbound.local[0], via_port=self.outbound.local[1],
-            branch=self.outbound.new_branch(), contact=self.subscriber,
-            route=self.proxy if not plan.in_dialog else None)
-        response = await self.outbound.request(request, self._destination(plan))
+        try:
+            hop = self._destination(plan)
+            via_host, via_port = self.outbound.sent_by(hop)
+        except ValueError as error:  # unroutable: a failure like a timeout (RFC 3261 8.1.3.1)
+            log.warning("SUBSCRIBE %s not sent: %s", resource, error)
+            response = None
+        else:
+            request = build_subscribe(
+                plan, via_host=via_host, via_port=via_port, transport=hop.transport,
+                branch=self.outbound.new_branch(), contact=self.subscriber,
+                route=self.proxy if not plan.in_dialog else None)
+            response = await self.outbound.request(request, hop)
         now = self.clock()
         if response is None:
             dialog.on_timeout(now)
@@ -195,9 +202,9 @@ class SubscriptionKeeper:
             kept.closed = True
             await self.store.closed(resource, dialog.last_error or "unsubscribed")
 
-    def _destination(self, plan: SubscribePlan) -> Address:
-        if self.proxy_address is not None:
-            return self.proxy_address
+    def _destination(self, plan: SubscribePlan) -> Hop:
+        if self.proxy_hop is not None:
+            return self.proxy_hop
         target = plan.route_set[0] if plan.in_dialog and plan.route_set else plan.request_uri
         return next_hop(target)
 

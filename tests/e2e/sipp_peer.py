@@ -131,9 +131,11 @@ class SippPeer:
 
     def __init__(self, sipp: str, scenario: str | Path, port: int, workdir: Path, *,
                  keys: Mapping[str, str | int] | None = None, calls: int | None = None,
-                 timeout: float = 300, extra: tuple[str, ...] = (), name: str | None = None):
+                 timeout: float = 300, extra: tuple[str, ...] = (), name: str | None = None,
+                 transport: str = "udp"):
         self.scenario = Path(scenario) if Path(scenario).is_absolute() else SCENARIOS / scenario
         self.port = port
+        self.transport = transport
         self.name = name or f"{self.scenario.stem}-{port}"
         self.workdir = workdir
         self.trace_path = workdir / f"{self.name}.messages.log"
@@ -145,6 +147,8 @@ class SippPeer:
             "-trace_err", "-error_file", str(self.error_path),
             "-nostdin", "-nd", "-timeout", f"{int(timeout)}s",
         ]
+        if transport == "tcp":
+            self.command += ["-t", "t1"]  # one TCP connection per peer, not per call
         if calls is not None:
             self.command += ["-m", str(calls)]
         for key, value in (keys or {}).items():
@@ -157,7 +161,7 @@ class SippPeer:
         return f"{HOST}:{self.port}"
 
     def start(self, ready_timeout: float = 10) -> SippPeer:
-        """Start sipp and return once it holds its UDP port (or fail with its output)."""
+        """Start sipp and return once it holds its port (or fail with its output)."""
         with open(self.output_path, "wb") as output:
             self.process = subprocess.Popen(self.command, cwd=self.workdir, stdout=output,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -168,7 +172,7 @@ class SippPeer:
             if self.process.poll() is not None:
                 raise AssertionError(f"sipp exited at once ({self.process.returncode})\n"
                                      f"{self.describe()}")
-            if _udp_port_taken(self.port):
+            if _port_taken(self.port, self.transport):
                 return self
             time.sleep(0.05)
         self.stop()
@@ -322,8 +326,9 @@ class SippPeers:
             peer.stop()
 
 
-def _udp_port_taken(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+def _port_taken(port: int, transport: str = "udp") -> bool:
+    kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as probe:
         try:
             probe.bind((HOST, port))
         except OSError:

@@ -18,6 +18,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import pytest
+
 from domain.reginfo import ReginfoDocument
 from sip_gateway.reginfo import parse_reginfo, validate_reginfo
 from sip_gateway.sip import SipResponse, parse_message
@@ -38,12 +40,17 @@ Exchange = tuple[TracedMessage, TracedMessage | None]
 
 # --- the gateway and its presence server ----------------------------------------------
 
-def publish_config(port: int, sipp_port: int) -> str:
-    """serve on 127.0.0.1:port, PUBLISHing through sipp on sipp_port; min_expires 1 s."""
+def proxy_uri(sipp_port: int, transport: str = "udp") -> str:
+    return f"sip:{HOST}:{sipp_port}" + (";transport=tcp" if transport == "tcp" else "")
+
+
+def publish_config(port: int, sipp_port: int, transport: str = "udp") -> str:
+    """serve on 127.0.0.1:port, PUBLISHing through sipp on sipp_port over `transport`;
+    min_expires 1 s."""
     return (f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = ["{HOST}:{port}"]\n'
             f"[registrar]\nmin_expires = 1\n"
             f'[reginfo]\ndefault_domain = "example.com"\npublish_reginfo = true\n'
-            f'outbound_proxy = "sip:{HOST}:{sipp_port}"\n'
+            f'outbound_proxy = "{proxy_uri(sipp_port, transport)}"\n'
             f'server_address = "sip:reginfo@{HOST}:{port}"\n')
 
 
@@ -53,11 +60,12 @@ class Setup:
     store_url: str
     peer: SippPeer
     port: int
+    transport: str = "udp"
     gateway: RunningGateway | None = None
 
     @property
     def config(self) -> str:
-        return publish_config(self.port, self.peer.port)
+        return publish_config(self.port, self.peer.port, self.transport)
 
     def start_gateway(self) -> RunningGateway:
         self.gateway = self.gateways.start(self.store_url, self.config)
@@ -68,13 +76,14 @@ class Setup:
         return f"--- gateway log\n{self.gateway.log() if self.gateway else '(not started)'}"
 
 
-def start(gateways, sqlite_url, sipp_peers, scenario: str = "presence-server.xml") -> Setup:
+def start(gateways, sqlite_url, sipp_peers, scenario: str = "presence-server.xml",
+          transport: str = "udp") -> Setup:
     sipp_port = free_port()
-    peer = sipp_peers.start(scenario, sipp_port)
+    peer = sipp_peers.start(scenario, sipp_port, transport=transport)
     port = free_port()
     while port == sipp_port:
         port = free_port()
-    setup = Setup(gateways, sqlite_url, peer, port)
+    setup = Setup(gateways, sqlite_url, peer, port, transport)
     setup.start_gateway()
     return setup
 
@@ -187,15 +196,16 @@ def is_refresh(request: TracedMessage) -> bool:
             and request.header("Expires") not in (None, "0"))
 
 
-def check_headers(request: TracedMessage, port: int, sipp_port: int) -> None:
+def check_headers(request: TracedMessage, setup: Setup) -> None:
     """The request line and headers every PUBLISH of the gateway carries."""
     assert request.start_line == f"PUBLISH {AOR} SIP/2.0", request
     headers = request.headers
     via = headers.get_all("Via")
     assert len(via) == 1, via
-    assert re.fullmatch(rf"SIP/2\.0/UDP {re.escape(HOST)}:{port};branch=z9hG4bK[^;]+;rport",
-                        via[0]), via[0]
-    assert headers.get_all("Route") == [f"<sip:{HOST}:{sipp_port};lr>"], request
+    sent_by = f"{setup.transport.upper()} {re.escape(HOST)}:{setup.port}"
+    assert re.fullmatch(rf"SIP/2\.0/{sent_by};branch=z9hG4bK[^;]+;rport", via[0]), via[0]
+    route = f"<{proxy_uri(setup.peer.port, setup.transport)};lr>"
+    assert headers.get_all("Route") == [route], request
     assert headers.get("Max-Forwards") == "70"
     assert headers.get("To") == f"<{AOR}>"
     assert re.fullmatch(rf"<{re.escape(AOR)}>;tag=[^;]+", headers.get("From") or ""), request
@@ -240,10 +250,10 @@ def check_document(request: TracedMessage, expected: Expected) -> ReginfoDocumen
     return doc
 
 
-def check_publish(exchange: Exchange, expected: Expected, port: int, sipp_port: int
+def check_publish(exchange: Exchange, expected: Expected, setup: Setup
                   ) -> ReginfoDocument | None:
     request, response = exchange
-    check_headers(request, port, sipp_port)
+    check_headers(request, setup)
     expires = int(request.header("Expires"))
     if_match = request.header("SIP-If-Match")
     if expected.kind == "remove":
@@ -313,9 +323,9 @@ class Publishes:
             exchange = exchanges[self.seen]
             self.seen += 1
             if allow_refreshes and is_refresh(exchange[0]):
-                check_headers(exchange[0], self.setup.port, peer.port)
+                check_headers(exchange[0], self.setup)
                 continue
-            check_publish(exchange, expected, self.setup.port, peer.port)
+            check_publish(exchange, expected, self.setup)
             return exchange
 
     def expect_none(self, seconds: float) -> None:
@@ -333,10 +343,12 @@ def explain(setup: Setup) -> str:
 
 # --- tests ---------------------------------------------------------------------------------
 
-def test_publish_sequence(gateways, sqlite_url, sipp_peers):
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_publish_sequence(gateways, sqlite_url, sipp_peers, transport):
     """register A, refresh A, add B, de-register B, Contact: * (terminated document, then
-    removal), register C for 3 s and let it expire (expired document, then removal)."""
-    setup = start(gateways, sqlite_url, sipp_peers)
+    removal), register C for 3 s and let it expire (expired document, then removal); the
+    same over a TCP connection to the presence server (`;transport=tcp`)."""
+    setup = start(gateways, sqlite_url, sipp_peers, transport=transport)
     ua = RegisteringUA(setup.port)
     bindings = Bindings(ua)
     publishes = Publishes(setup)

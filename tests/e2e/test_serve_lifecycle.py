@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import sys
 import time
 from datetime import datetime
 
-from tests.e2e.conftest import HOST, free_port, options
+from tests.e2e.conftest import HOST, ROOT, free_port, options
 
 
 def register_bytes(port: int, cseq: int, expires: int = 600, branch: str = "b1") -> bytes:
@@ -93,3 +95,19 @@ def test_a_malformed_request_over_tcp_is_answered_400_before_closing(gateways, s
         assert reply.startswith(b"SIP/2.0 400") and b"Warning: 399 pua-reginfo" in reply
         assert conn.recv(10) == b""  # then the stream is closed
     assert gateway.alive()
+
+
+def test_a_tcp_outbound_proxy_without_a_tcp_listener_is_a_one_line_settings_error(
+        tmp_path, sqlite_url):
+    port = free_port()
+    config = tmp_path / "tcp-proxy.toml"
+    config.write_text(f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = []\n'
+                      f'[reginfo]\noutbound_proxy = "sip:{HOST}:5080;transport=tcp"\n')
+    result = subprocess.run([sys.executable, "-m", "infrastructure.cli", "serve", "--config",
+                             str(config), "--store", sqlite_url],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "outbound_proxy" in lines[0] and "[listen] tcp" in lines[0], \
+        result.stderr
+    assert options(port) == b""  # nothing was left listening

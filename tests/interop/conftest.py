@@ -231,15 +231,17 @@ def kamailio(tmp_path):
 
 def service_config(port: int, presence: Kamailio, subscribe: Iterable[str] = (), *,
                    notify_mode: str = "rfc", kamailio_compat: bool = False,
-                   publish: bool = True) -> str:
+                   publish: bool = True, transport: str = "udp") -> str:
     """serve on 127.0.0.1:port, publishing to and subscribing at the Kamailio presence
-    server, subscribed to `subscribe`; REGISTERs down to 1 s accepted."""
+    server over `transport`, subscribed to `subscribe`; REGISTERs down to 1 s accepted."""
+    tcp = ";transport=tcp" if transport == "tcp" else ""
+    proxy = f"sip:{HOST}:{presence.port}{tcp}"
     text = (f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = ["{HOST}:{port}"]\n'
             f'[registrar]\ndomains = ["{DOMAIN}"]\nmin_expires = 1\n[node]\nid = "interop"\n'
             f'[reginfo]\ndefault_domain = "{DOMAIN}"\n'
             f'publish_reginfo = {"true" if publish else "false"}\n'
-            f'outbound_proxy = "sip:{HOST}:{presence.port}"\n'
-            f'server_address = "sip:reginfo@{HOST}:{port}"\n'
+            f'outbound_proxy = "{proxy}"\n'
+            f'server_address = "sip:reginfo@{HOST}:{port}{tcp}"\n'
             f'kamailio_compat = {"true" if kamailio_compat else "false"}\n'
             f'[notify]\nmode = "{notify_mode}"\n')
     for uri in subscribe:

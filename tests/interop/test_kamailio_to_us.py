@@ -9,6 +9,7 @@ expiry (to the second, allowing for the round trip).
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -122,3 +123,25 @@ def test_expiry_at_kamailio_removes_binding(kamailio, registrations, gateways, s
     time.sleep(max(0.0, at_short + 3 - time.time()))
     expect(us, kamailio, CAROL, {stay: ("c-stay", 1, at + 600)}, timeout=8)
     assert [c.address for c in registrar.ul_dump()] == [stay]
+
+
+def test_subscription_over_tcp(kamailio, registrations, gateways, sqlite_url):
+    """outbound_proxy and server_address with `;transport=tcp`: the SUBSCRIBE and its
+    refreshes go over our TCP connection, Kamailio's NOTIFYs come over TCP too, and the
+    bindings arrive as over UDP."""
+    presence = kamailio.start_presence()
+    registrar = kamailio.start_registrar(presence)
+    us = start_service(gateways, sqlite_url, presence, [CAROL], transport="tcp")
+    ua = registrations(registrar.port)
+    dev = "sip:carol@127.0.0.1:7301"
+
+    at = ua.register("carol", "c-dev1", 1, f"<{dev}>", 600)
+    expect(us, kamailio, CAROL, {dev: ("c-dev1", 1, at + 600)})
+    ua.register("carol", "c-dev1", 2, f"<{dev}>", 0)
+    expect(us, kamailio, CAROL, {})
+
+    log = presence.log(10**7)
+    subscribes = re.findall(r"IOP-RX SUBSCRIBE \S+ from [\d.]+:\d+/(\w+) ", log)
+    assert subscribes and set(subscribes) == {"tcp"}, subscribes
+    notifies = re.findall(r"IOP-TX NOTIFY (\S+) ci=", log)
+    assert notifies and all(uri.endswith(";transport=tcp") for uri in notifies), notifies

@@ -100,3 +100,30 @@ def test_register_changes_reach_kamailio(kamailio, registrations, gateways, sqli
                    for _, answer in watcher.exchanges("NOTIFY"))
     finally:
         watcher.stop()
+
+
+def test_register_changes_reach_kamailio_over_tcp(kamailio, registrations, gateways, sqlite_url):
+    """With `outbound_proxy = "sip:...;transport=tcp"` every PUBLISH goes over a TCP
+    connection to the Kamailio presence server (answered on it), with the same outcome."""
+    presence = kamailio.start_presence()
+    registrar = kamailio.start_registrar(presence)
+    registrar.reginfo_subscribe(BOB, 600)
+    us = start_service(gateways, sqlite_url, presence, transport="tcp")
+    ua = registrations(us.port)
+    dev1, dev2 = "sip:bob@127.0.0.1:7211", "sip:bob@127.0.0.1:7212"
+
+    at = ua.register("bob", "t-dev1", 1, f"<{dev1}>", 600)
+    expect_at_kamailio(registrar, kamailio, us, {dev1: ("t-dev1", 1, at + 600)})
+    dev1_expiry = at + 600
+    at = ua.register("bob", "t-dev2", 1, f"<{dev2}>", 1800)
+    expect_at_kamailio(registrar, kamailio, us, {dev1: ("t-dev1", 1, dev1_expiry),
+                                                 dev2: ("t-dev2", 1, at + 1800)})
+    ua.register("bob", "t-dev1", 2, "*", 0)
+    expect_at_kamailio(registrar, kamailio, us, {})
+
+    received = re.findall(r"IOP-RX PUBLISH sip:bob@example\.com from [\d.]+:(\d+)/(\w+) ",
+                          presence.log(10**7))
+    ours = [(int(port), proto) for port, proto in received if int(port) != registrar.port]
+    assert len(ours) >= 4, received  # three documents and the removal
+    assert {proto for _, proto in ours} == {"tcp"}, received
+    assert len({port for port, _ in ours}) == 1, "one connection, reused"

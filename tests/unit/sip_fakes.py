@@ -58,6 +58,9 @@ class FakeOutbound:
         self.branches += 1
         return f"{self.branch_prefix}-{self.branches}"
 
+    def sent_by(self, hop) -> tuple[str, int]:
+        return self.local
+
     def then(self, *script) -> None:
         self.script += script
 

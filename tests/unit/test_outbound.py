@@ -7,12 +7,13 @@ import socket
 
 import pytest
 
-from sip_gateway.outbound import Outbound, next_hop
+from sip_gateway.outbound import Hop, Outbound, next_hop
 from sip_gateway.sip import SipRequest, SipResponse, TimerValues, parse_message
 from tests.unit.sip_fakes import FakeClock
 
 T0 = 1_000.0
 PROXY = ("127.0.0.1", 5080)
+HOP = Hop(PROXY)
 LOCAL = ("127.0.0.1", 5070)
 
 
@@ -77,7 +78,7 @@ def fire_timers(outbound: Outbound) -> None:
 
 
 async def started(outbound: Outbound, request: SipRequest) -> asyncio.Task:
-    task = asyncio.get_running_loop().create_task(outbound.request(request, PROXY))
+    task = asyncio.get_running_loop().create_task(outbound.request(request, HOP))
     await asyncio.sleep(0)  # let it send
     return task
 
@@ -247,7 +248,7 @@ def test_a_send_error_resolves_the_request_with_none():
 
     async def story():
         outbound = make(send)
-        result = await outbound.request(request, PROXY)
+        result = await outbound.request(request, HOP)
         return result, outbound
 
     result, outbound = asyncio.run(story())
@@ -279,20 +280,139 @@ def test_new_branches_carry_the_magic_cookie_and_differ():
     assert len(branches) == 20 and all(b.startswith("z9hG4bK") for b in branches)
 
 
+# -- over TCP ----------------------------------------------------------------------------------
+
+TCP_HOP = Hop(PROXY, "tcp")
+STREAM_LOCAL = ("127.0.0.1", 5071)
+
+
+class FakeStreams:
+    """The StreamLinks port: every write recorded; raises the errors it is given."""
+
+    def __init__(self, *errors: OSError | None) -> None:
+        self.sent: list[tuple[bytes, tuple[str, int]]] = []
+        self.errors = list(errors)
+
+    async def send(self, data: bytes, destination: tuple[str, int]) -> None:
+        error = self.errors.pop(0) if self.errors else None
+        if error is not None:
+            raise error
+        self.sent.append((data, destination))
+
+
+def make_tcp(streams: FakeStreams, clock: FakeClock, send: FakeSend | None = None) -> Outbound:
+    return Outbound(send, LOCAL if send else None, streams=streams, stream_local=STREAM_LOCAL,
+                    clock=clock)
+
+
+def test_over_tcp_the_request_is_written_once_and_never_retransmitted():
+    streams, clock = FakeStreams(), FakeClock(T0)
+    request = publish()
+
+    async def story():
+        outbound = make_tcp(streams, clock)
+        task = asyncio.get_running_loop().create_task(outbound.request(request, TCP_HOP))
+        await asyncio.sleep(0)
+        for now in (T0 + 0.5, T0 + 1.5, T0 + 3.5, T0 + 20):  # Timer E would have fired
+            clock.now = now
+            fire_timers(outbound)
+        assert not task.done()
+        outbound.on_response(response_to(request, 200))
+        return await task
+
+    assert asyncio.run(story()).status == 200
+    assert streams.sent == [(request.serialize(), PROXY)]
+
+
+def test_over_tcp_timer_f_still_ends_an_unanswered_request():
+    streams, clock = FakeStreams(), FakeClock(T0)
+
+    async def story():
+        outbound = make_tcp(streams, clock)
+        task = asyncio.get_running_loop().create_task(outbound.request(publish(), TCP_HOP))
+        await asyncio.sleep(0)
+        clock.now = T0 + 32
+        fire_timers(outbound)
+        return await task
+
+    assert asyncio.run(story()) is None
+
+
+def test_a_lost_connection_ends_the_requests_waiting_on_it_at_once():
+    streams, clock = FakeStreams(), FakeClock(T0)
+    first, other = publish("z9hG4bK-tcp-1"), publish("z9hG4bK-tcp-2", cseq=2)
+
+    async def story():
+        outbound = make_tcp(streams, clock, FakeSend())
+        loop = asyncio.get_running_loop()
+        lost = loop.create_task(outbound.request(first, TCP_HOP))
+        kept = loop.create_task(outbound.request(other, Hop(PROXY, "udp")))
+        await asyncio.sleep(0)
+        outbound.on_lost(PROXY)
+        assert await lost is None
+        assert not kept.done()  # the same address over UDP is another path
+        outbound.on_response(response_to(other, 200))
+        return await kept, outbound
+
+    response, outbound = asyncio.run(story())
+    assert response.status == 200 and outbound._waiting == {}
+
+
+def test_a_connection_that_cannot_be_opened_resolves_the_request_with_none():
+    streams = FakeStreams(OSError("connection refused"))
+
+    async def story():
+        outbound = make_tcp(streams, FakeClock(T0))
+        return await outbound.request(publish(), TCP_HOP), outbound
+
+    result, outbound = asyncio.run(story())
+    assert result is None and len(outbound.layer) == 0 and outbound._waiting == {}
+
+
+def test_a_transport_without_a_listener_is_not_used():
+    async def story():
+        outbound = Outbound(FakeSend(), LOCAL, clock=FakeClock(T0))  # UDP only
+        assert (outbound.reaches(HOP), outbound.reaches(TCP_HOP)) == (True, False)
+        assert outbound.sent_by(HOP) == LOCAL
+        with pytest.raises(ValueError, match="no tcp listener"):
+            outbound.sent_by(TCP_HOP)
+        return await outbound.request(publish(), TCP_HOP)
+
+    assert asyncio.run(story()) is None
+
+
+def test_sent_by_names_the_listener_of_the_transport():
+    outbound = make_tcp(FakeStreams(), FakeClock(T0), FakeSend())
+    assert (outbound.sent_by(HOP), outbound.sent_by(TCP_HOP)) == (LOCAL, STREAM_LOCAL)
+
+
 # -- next hop ----------------------------------------------------------------------------------
 
 def test_next_hop_is_the_host_and_port_of_the_uri():
-    assert next_hop("sip:127.0.0.1:5080") == ("127.0.0.1", 5080)
-    assert next_hop(" <sip:127.0.0.1:5080;lr> ") == ("127.0.0.1", 5080)
-    assert next_hop("sip:proxy@127.0.0.1;transport=udp") == ("127.0.0.1", 5060)
+    assert next_hop("sip:127.0.0.1:5080") == Hop(("127.0.0.1", 5080), "udp")
+    assert next_hop(" <sip:127.0.0.1:5080;lr> ") == Hop(("127.0.0.1", 5080), "udp")
+    assert next_hop("sip:proxy@127.0.0.1;transport=udp") == Hop(("127.0.0.1", 5060), "udp")
 
 
 def test_next_hop_defaults_to_port_5060():
-    assert next_hop("sip:127.0.0.1") == ("127.0.0.1", 5060)
+    assert next_hop("sip:127.0.0.1") == Hop(("127.0.0.1", 5060), "udp")
 
 
 def test_next_hop_of_an_ipv6_uri():
-    assert next_hop("sip:[::1]:5090")[:2] == ("::1", 5090)
+    assert next_hop("sip:[::1]:5090").address[:2] == ("::1", 5090)
+
+
+@pytest.mark.parametrize("uri", ["sip:127.0.0.1:5080;transport=tcp",
+                                 "<sip:127.0.0.1:5080;lr;transport=TCP>"])
+def test_next_hop_over_tcp(uri):
+    assert next_hop(uri) == Hop(("127.0.0.1", 5080), "tcp")
+
+
+@pytest.mark.parametrize("uri", ["sips:127.0.0.1:5061", "sip:127.0.0.1;transport=tls",
+                                 "sip:127.0.0.1;transport=sctp", "sip:127.0.0.1;transport=ws"])
+def test_next_hop_refuses_what_we_cannot_carry(uri):
+    with pytest.raises(ValueError, match="only sip: over udp or tcp"):
+        next_hop(uri)
 
 
 @pytest.mark.parametrize("uri", ["tel:+15551234567", "tel:+1-555-123-4567;phone-context=x"])

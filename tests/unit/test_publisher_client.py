@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from sip_gateway.outbound import Hop
 from sip_gateway.publisher_client import PublisherClient
 from sip_gateway.sip import CSeq, SipRequest, Via
 from tests.unit.sip_fakes import T0, FakeClock, FakeOutbound, answer
 ALICE, BOB = "sip:alice@example.com", "sip:bob@example.com"
 PROXY = "sip:127.0.0.1:5080"
-PROXY_ADDRESS = ("127.0.0.1", 5080)
+PROXY_HOP = Hop(("127.0.0.1", 5080))
 
 
 @dataclass
@@ -80,7 +81,7 @@ TIMEOUT = None
 
 
 def client_for(store: FakeStore, outbound: FakeOutbound, clock: FakeClock) -> PublisherClient:
-    return PublisherClient(store, outbound, proxy=PROXY, proxy_address=PROXY_ADDRESS,
+    return PublisherClient(store, outbound, proxy=PROXY, proxy_hop=PROXY_HOP,
                            clock=clock, uniform=lambda: 0.5)
 
 
@@ -120,7 +121,7 @@ def test_one_publish_per_document_in_order_initial_then_modify_with_the_previous
     assert [if_match(r) for r in requests] == [None, "e1", "e2"]
     assert [CSeq.parse(r.headers.get("CSeq")).number for r in requests] == [1, 2, 3]
     assert len({r.headers.get("Call-ID") for r in requests}) == 1
-    assert all(destination == PROXY_ADDRESS for _, destination in outbound.sent)
+    assert all(destination == PROXY_HOP for _, destination in outbound.sent)
     first = requests[0]
     assert (first.uri, first.headers.get("Event"), first.headers.get("Expires")) == (
         ALICE, "reg", "600")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from domain.resource_subscription import DialogState
+from sip_gateway.outbound import Hop
 from sip_gateway.sip import CSeq, NameAddr, SipRequest, parse_message
 from sip_gateway.subscription_keeper import SubscriptionKeeper, WantedSubscription
 from tests.unit.sip_fakes import T0, FakeClock, FakeOutbound
@@ -12,7 +13,7 @@ from tests.unit.sip_fakes import answer as fake_answer
 BOB = "sip:bob@example.com"
 SUBSCRIBER = "sip:reginfo@127.0.0.1:5070"
 PROXY = "sip:127.0.0.1:5080"
-PROXY_ADDRESS = ("127.0.0.1", 5080)
+PROXY_HOP = Hop(("127.0.0.1", 5080))
 NOTIFIER = "sip:presence@192.0.2.9:5090"
 NOTIFIER_TAG = "nt-1"
 
@@ -84,7 +85,7 @@ class Rig:
         self.store = FakeStore()
         self.outbound = FakeOutbound(*script)
         self.keeper = SubscriptionKeeper(self.store, self.outbound, subscriber=SUBSCRIBER,
-                                         proxy=PROXY, proxy_address=PROXY_ADDRESS,
+                                         proxy=PROXY, proxy_hop=PROXY_HOP,
                                          clock=self.clock)
 
     async def settle(self) -> None:
@@ -134,7 +135,7 @@ def test_a_wanted_subscription_gets_an_initial_subscribe_through_the_proxy():
 
     asyncio.run(story())
     [(subscribe, destination)] = rig.outbound.sent
-    assert (subscribe.method, subscribe.uri, destination) == ("SUBSCRIBE", BOB, PROXY_ADDRESS)
+    assert (subscribe.method, subscribe.uri, destination) == ("SUBSCRIBE", BOB, PROXY_HOP)
     headers = subscribe.headers
     assert (headers.get("Event"), headers.get("Accept"), headers.get("Expires")) == (
         "reg", "application/reginfo+xml", "600")
@@ -178,7 +179,7 @@ def test_nothing_is_sent_for_a_subscription_that_is_not_wanted():
 def test_without_an_outbound_the_keeper_does_nothing():
     store = FakeStore()
     keeper = SubscriptionKeeper(store, None, subscriber=SUBSCRIBER, proxy=None,
-                                proxy_address=None, clock=FakeClock())
+                                proxy_hop=None, clock=FakeClock())
     store.want(WantedSubscription(BOB, 600, True, None))
     asyncio.run(keeper._round())
     assert keeper.kept == {} and store.queued  # not even asked
@@ -387,7 +388,7 @@ def test_a_recorded_valid_dialog_is_resumed_and_refreshed_in_it_at_once():
     assert (refresh.headers.get("Call-ID"), tag(refresh, "From"), tag(refresh, "To")) == (
         RECORDED.call_id, "l-recorded", "r-recorded")
     assert (cseq(refresh), refresh.uri, refresh.headers.get("Route")) == (8, NOTIFIER, None)
-    assert (refresh.headers.get("Expires"), destination) == ("600", PROXY_ADDRESS)
+    assert (refresh.headers.get("Expires"), destination) == ("600", PROXY_HOP)
     [(_, _, dialog)] = rig.store.named("established")
     assert (dialog.call_id, dialog.remote_tag, dialog.cseq, dialog.expires_at) == (
         RECORDED.call_id, "r-recorded", 8, T0 + 100 + 600)
