@@ -1,13 +1,15 @@
 """REGISTER -> PUBLISH through a real `serve`: throughput and lag, publishing off vs on.
 
     python3 bench/publish_pipeline.py [--registers 2000] [--window 16] [--repeat 3]
-                                      [--stores sqlite,postgresql]
+                                      [--stores sqlite,postgresql] [--transports udp,tcp]
 
 A Python client keeps `--window` REGISTERs in flight over UDP (each a new AoR, one
 Contact, Expires 3600) until `--registers` were answered 200. A Python presence server on
-loopback answers every PUBLISH 200 at once with a fresh SIP-ETag. For each store, serve
-runs twice per repetition on a fresh store: publishing off (no outbound_proxy), then on.
-Printed per store: REGISTERs/s off and on (medians), their ratio, PUBLISHes/s received,
+loopback answers every PUBLISH 200 at once with a fresh SIP-ETag, over UDP or, with
+`;transport=tcp` in outbound_proxy, on the TCP connection serve opens to it. For each
+store, serve runs per repetition on a fresh store: publishing off (no outbound_proxy),
+then on once per transport. Printed per store and transport: REGISTERs/s off and on
+(medians), their ratio, PUBLISHes received,
 and the lag from a REGISTER's 200 OK to its AoR's PUBLISH arriving (median and p95 of
 the median run). Every REGISTER must be answered 200 and every AoR published exactly once,
 else the run is reported failed. All traffic stays on 127.0.0.1.
@@ -44,38 +46,75 @@ def free_port() -> int:
 
 
 class PresenceServer(threading.Thread):
-    """Answers PUBLISH 200 with a SIP-ETag; remembers when each resource was first published."""
+    """Answers PUBLISH 200 with a SIP-ETag over UDP or TCP; remembers when each resource
+    was first published."""
 
-    def __init__(self) -> None:
+    def __init__(self, transport: str = "udp") -> None:
         super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.transport = transport
+        kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
+        self.sock = socket.socket(socket.AF_INET, kind)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.bind((HOST, 0))
         self.sock.settimeout(0.2)
+        if transport == "tcp":
+            self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.arrivals: dict[str, float] = {}
         self.count = 0
+        self.etag = 0
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        etag = 0
         while not self.stopped.is_set():
             try:
+                if self.transport == "tcp":
+                    connection, _ = self.sock.accept()
+                    threading.Thread(target=self._stream, args=(connection,), daemon=True).start()
+                    continue
                 data, address = self.sock.recvfrom(65535)
             except OSError:
                 continue
-            now = time.monotonic()
-            head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace").split("\r\n")
-            if not head[0].startswith("PUBLISH "):
-                continue
-            self.count += 1
-            self.arrivals.setdefault(head[0].split()[1], now)
-            etag += 1
-            keep = [line for line in head[1:] if line.split(":", 1)[0].lower()
-                    in ("via", "from", "to", "call-id", "cseq", "expires")]
-            answer = "\r\n".join(["SIP/2.0 200 OK", *keep, f"SIP-ETag: e{etag}",
-                                  "Content-Length: 0", "", ""])
-            self.sock.sendto(answer.encode(), address)
+            answer = self._answer(data)
+            if answer:
+                self.sock.sendto(answer, address)
+
+    def _stream(self, connection: socket.socket) -> None:
+        """One TCP connection: messages framed by Content-Length, answered on it."""
+        connection.settimeout(0.2)
+        buffer = b""
+        with connection:
+            while not self.stopped.is_set():
+                try:
+                    data = connection.recv(65536)
+                except OSError:
+                    continue
+                if not data:
+                    return
+                buffer += data
+                while b"\r\n\r\n" in buffer:
+                    head, rest = buffer.split(b"\r\n\r\n", 1)
+                    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), 0)
+                    if len(rest) < length:
+                        break
+                    buffer = rest[length:]
+                    answer = self._answer(head + b"\r\n\r\n")
+                    if answer:
+                        connection.sendall(answer)
+
+    def _answer(self, data: bytes) -> bytes | None:
+        now = time.monotonic()
+        head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace").split("\r\n")
+        if not head[0].startswith("PUBLISH "):
+            return None
+        self.count += 1
+        self.arrivals.setdefault(head[0].split()[1], now)
+        self.etag += 1
+        keep = [line for line in head[1:] if line.split(":", 1)[0].lower()
+                in ("via", "from", "to", "call-id", "cseq", "expires")]
+        return "\r\n".join(["SIP/2.0 200 OK", *keep, f"SIP-ETag: e{self.etag}",
+                             "Content-Length: 0", "", ""]).encode()
 
     def stop(self) -> None:
         self.stopped.set()
@@ -84,12 +123,14 @@ class PresenceServer(threading.Thread):
 
 
 @contextmanager
-def running_serve(store_url: str, folder: Path, proxy_port: int | None):
+def running_serve(store_url: str, folder: Path, proxy_port: int | None, transport: str = "udp"):
     port = free_port()
+    tcp = ";transport=tcp" if transport == "tcp" else ""
     reginfo = (f'[reginfo]\ndefault_domain = "example.com"\npublish_reginfo = true\n'
-               + (f'outbound_proxy = "sip:{HOST}:{proxy_port}"\n' if proxy_port else ""))
+               + (f'outbound_proxy = "sip:{HOST}:{proxy_port}{tcp}"\n' if proxy_port else ""))
     config = folder / f"serve-{port}.toml"
-    config.write_text(reginfo + f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = []\n'
+    listen_tcp = f'"{HOST}:{port}"' if transport == "tcp" else ""
+    config.write_text(reginfo + f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = [{listen_tcp}]\n'
                       '[registrar]\ndomains = ["example.com"]\n[node]\nid = "bench"\n')
     process = subprocess.Popen(
         [sys.executable, "-m", "infrastructure.cli", "serve", "--store", store_url,
@@ -171,14 +212,16 @@ def drive(port: int, registers: int, window: int) -> tuple[float, dict[str, floa
     return time.monotonic() - start, answered, failures
 
 
-def one_run(store: str, folder: Path, registers: int, window: int, publish: bool) -> dict:
-    server = PresenceServer() if publish else None
+def one_run(store: str, folder: Path, registers: int, window: int,
+            publish: str | None) -> dict:
+    """One serve on a fresh store; `publish`: None (off) or the transport to publish over."""
+    server = PresenceServer(publish) if publish else None
     if server:
         server.start()
     try:
         run_folder = Path(tempfile.mkdtemp(dir=folder))
         with empty_store(store, run_folder) as url, running_serve(
-                url, folder, server.port if server else None) as port:
+                url, folder, server.port if server else None, publish or "udp") as port:
             seconds, answered, failures = drive(port, registers, window)
             if server:
                 deadline = time.monotonic() + 30
@@ -203,25 +246,31 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument("--transports", default="udp,tcp")
     args = parser.parse_args()
+    transports = args.transports.split(",")
     print(f"{args.registers} REGISTERs per run, {args.window} in flight, median of {args.repeat}")
-    print(f"{'store':<11} {'off/s':>7} {'on/s':>7} {'on/off':>7} {'PUBLISH':>8} "
+    print(f"{'store':<11} {'via':<4} {'off/s':>7} {'on/s':>7} {'on/off':>7} {'PUBLISH':>8} "
           f"{'lag ms':>7} {'p95 ms':>7}  exact")
     with tempfile.TemporaryDirectory(prefix="pua-bench-") as tmp:
         for store in args.stores.split(","):
             off: list[dict] = []
-            on: list[dict] = []
+            on: dict[str, list[dict]] = {transport: [] for transport in transports}
             for _ in range(args.repeat):
-                off.append(one_run(store, Path(tmp), args.registers, args.window, False))
-                on.append(one_run(store, Path(tmp), args.registers, args.window, True))
-            middle = sorted(on, key=lambda r: r["rate"])[len(on) // 2]
+                off.append(one_run(store, Path(tmp), args.registers, args.window, None))
+                for transport in transports:
+                    on[transport].append(one_run(store, Path(tmp), args.registers,
+                                                 args.window, transport))
             off_rate = statistics.median(r["rate"] for r in off)
-            on_rate = statistics.median(r["rate"] for r in on)
-            exact = all(r["exact"] and not r["failures"] for r in on) and not any(
-                r["failures"] for r in off)
-            print(f"{store:<11} {off_rate:7.0f} {on_rate:7.0f} {on_rate / off_rate:7.2f} "
-                  f"{middle['publishes']:8d} {middle['lag_median']:7.1f} {middle['lag_p95']:7.1f}"
-                  f"  {'yes' if exact else 'NO'}", flush=True)
+            for transport, runs in on.items():
+                middle = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]
+                on_rate = statistics.median(r["rate"] for r in runs)
+                exact = all(r["exact"] and not r["failures"] for r in runs) and not any(
+                    r["failures"] for r in off)
+                print(f"{store:<11} {transport:<4} {off_rate:7.0f} {on_rate:7.0f} "
+                      f"{on_rate / off_rate:7.2f} {middle['publishes']:8d} "
+                      f"{middle['lag_median']:7.1f} {middle['lag_p95']:7.1f}"
+                      f"  {'yes' if exact else 'NO'}", flush=True)
 
 
 if __name__ == "__main__":
