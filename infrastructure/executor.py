@@ -12,6 +12,14 @@ nothing: domain commands validate before they record events. If that ever failed
 if a command fails unexpectedly, or if the save conflicts with another node that wrote the
 same AoR, the batch is re-run one command per transaction on fresh aggregates (with
 conflict retries), so only the failing command fails.
+
+When the store itself cannot be reached (connection refused or lost, pool exhausted,
+SQLite locked), or a transaction has not ended after `store_timeout` seconds, the batch
+and everything queued behind it fail with StoreUnavailable, and so does every command
+submitted while that transaction is still running or in the next `probe_interval`
+seconds, without waiting on the store (the gateway answers 503 with Retry-After; nothing
+is acknowledged, so nothing acknowledged is lost). After that one batch is let through
+as a probe; the first transaction that commits closes the circuit.
 """
 
 from __future__ import annotations
@@ -24,14 +32,27 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
-from domain import DomainError
+from domain import DomainError, PuaReginfoError
 from infrastructure.clock import Clock
 from infrastructure.commands import Command, execute
 from infrastructure.unit_of_work import UnitOfWork
 
 log = logging.getLogger("pua_reginfo.executor")
+STORE_DOWN = (OperationalError, InterfaceError)  # the store, not the command, failed
+PROBE_INTERVAL = 1.0  # seconds between attempts while the store is unavailable
+STORE_TIMEOUT = 8.0  # seconds a transaction may take before its callers hear 503
+
+
+class StoreUnavailable(PuaReginfoError):
+    """The event store cannot be reached now; nothing of the command was stored."""
+
+    sip_status = 503
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"event store unavailable: {reason}")
+        self.reason = reason
 
 
 @dataclass
@@ -44,7 +65,9 @@ class GroupCommitExecutor:
     """Serialises commands into group-committed transactions on one store thread."""
 
     def __init__(self, app: Any, clock: Clock, *, default_expires: int = 3600,
-                 max_batch: int = 500, store_thread: ThreadPoolExecutor | None = None):
+                 max_batch: int = 500, store_thread: ThreadPoolExecutor | None = None,
+                 probe_interval: float = PROBE_INTERVAL,
+                 store_timeout: float = STORE_TIMEOUT):
         self.app, self.clock = app, clock
         self.default_expires, self.max_batch = default_expires, max_batch
         self.store_thread = store_thread or ThreadPoolExecutor(1, thread_name_prefix="store")
@@ -54,6 +77,10 @@ class GroupCommitExecutor:
         self._listeners: list[Callable[[], None]] = []
         self.batches = 0
         self.commands = 0
+        self.probe_interval, self.store_timeout = probe_interval, store_timeout
+        self._overdue = False  # a transaction outlived store_timeout and still runs
+        self.unavailable: str | None = None  # why the store is down, while it is
+        self._probe_at = 0.0
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
@@ -66,7 +93,10 @@ class GroupCommitExecutor:
         """Queue `command`; returns its result once its transaction is committed."""
         if self._worker is None or self._worker.done():
             raise RuntimeError("the executor is not running")
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self.unavailable is not None and (self._overdue or loop.time() < self._probe_at):
+            raise StoreUnavailable(self.unavailable)
+        future = loop.create_future()
         self._queue.append((command, future))
         self._wakeup.set()
         return await future
@@ -94,15 +124,59 @@ class GroupCommitExecutor:
         count = min(len(self._queue), self.max_batch)
         return [self._queue.popleft() for _ in range(count)]
 
+    async def _in_time(self, job: asyncio.Future, batch) -> list[Outcome]:
+        """The batch's outcomes. A transaction slower than store_timeout fails its callers
+        (and those queued) at once; it is still waited for, and only tells whether the
+        store is back."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(job), self.store_timeout)
+        except asyncio.TimeoutError:
+            pass
+        reason = f"no answer within {self.store_timeout:g} s"
+        self._store_down(reason, asyncio.get_running_loop().time())
+        for _, future in batch + self._take_all():
+            if not future.done():
+                future.set_exception(StoreUnavailable(reason))
+        self._overdue = True
+        try:
+            return await asyncio.shield(job)
+        finally:
+            self._overdue = False
+
+    def _take_all(self) -> list[tuple[Command, asyncio.Future]]:
+        taken = list(self._queue)
+        self._queue.clear()
+        return taken
+
+    def _store_down(self, reason: str, now: float) -> None:
+        if self.unavailable is None:
+            log.error("event store unavailable: %s; commands fail fast for %.1f s between "
+                      "probes", reason, self.probe_interval)
+        self.unavailable, self._probe_at = reason, now + self.probe_interval
+
     async def _commit(self, batch: list[tuple[Command, asyncio.Future]]) -> None:
         loop = asyncio.get_running_loop()
         commands = [command for command, _ in batch]
+        job = loop.run_in_executor(self.store_thread, self._transaction, commands)
         try:
-            outcomes = await asyncio.shield(
-                loop.run_in_executor(self.store_thread, self._transaction, commands))
+            outcomes = await self._in_time(job, batch)
+        except STORE_DOWN as error:  # the store is gone: fail fast until it is back
+            self._store_down(str(error), loop.time())
+            batch += self._take_all()
+            outcomes = [Outcome(error=StoreUnavailable(str(error)))] * len(batch)
         except Exception as error:  # the store itself failed: every caller hears it
             log.error("transaction failed: %s", error)
             outcomes = [Outcome(error=error)] * len(batch)
+        else:
+            down = next((o.error for o in outcomes if isinstance(o.error, StoreUnavailable)), None)
+            if down is not None:  # lost part-way through one-by-one transactions
+                self._store_down(down.reason, loop.time())
+                failed = self._take_all()
+                batch += failed
+                outcomes += [Outcome(error=down)] * len(failed)
+            elif self.unavailable is not None:
+                log.warning("event store available again")
+                self.unavailable = None
         self.batches += 1
         self.commands += len(batch)
         for (_, future), outcome in zip(batch, outcomes):
@@ -128,6 +202,8 @@ class GroupCommitExecutor:
                 if uow.pending_count() != pending:
                     return self._one_by_one(commands)
                 outcomes.append(Outcome(error=error))
+            except STORE_DOWN:
+                raise
             except Exception:  # a bug must fail its own command, not the batch
                 log.exception("command failed: %r", command)
                 return self._one_by_one(commands)
@@ -138,14 +214,17 @@ class GroupCommitExecutor:
         return outcomes
 
     def _one_by_one(self, commands: list[Command]) -> list[Outcome]:
-        outcomes = []
-        for command in commands:
+        outcomes: list[Outcome] = []
+        for index, command in enumerate(commands):
             try:
                 value = self.app.run(lambda uow, c=command: execute(uow, c, self.default_expires),
                                      self.clock.now())
                 outcomes.append(Outcome(value))
             except DomainError as error:
                 outcomes.append(Outcome(error=error))
+            except STORE_DOWN as error:  # this one and the rest cannot be stored now
+                unavailable = StoreUnavailable(str(error))
+                return outcomes + [Outcome(error=unavailable)] * (len(commands) - index)
             except Exception as error:
                 log.exception("command failed on its own: %r", command)
                 outcomes.append(Outcome(error=error))

@@ -28,11 +28,12 @@ from infrastructure.commands import (
     Register,
     RequestSubscription,
 )
-from infrastructure.executor import GroupCommitExecutor
+from infrastructure.executor import STORE_DOWN, GroupCommitExecutor, StoreUnavailable
 from infrastructure.leadership import keeper_lock
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
 from infrastructure.settings import SettingsError
 from infrastructure.store import StoreUrl
+from sip_gateway.errors import ServiceUnavailable
 from sip_gateway.handlers import Arrival, GatewayPolicy, RequestHandler
 from sip_gateway.outbound import Hop, Outbound, next_hop
 from sip_gateway.publisher_client import PublisherClient
@@ -49,6 +50,7 @@ log = logging.getLogger("pua_reginfo.serve")
 SWEEP_INTERVAL = 1.0
 TIMER_INTERVAL = 0.5
 LEAD_INTERVAL = 2.0  # seconds between checks of the subscription keeper lock
+STORE_RETRY_AFTER = 5  # seconds a UA is asked to wait while the event store is unreachable
 SETTLE_TIMEOUT = 5.0  # seconds to drain the PUBLISH outbox and the SUBSCRIBEs in flight at shutdown
 
 
@@ -63,7 +65,7 @@ class ExecutorPort:
 
     async def register(self, aor: str, request: RegisterRequest | None) -> list[Binding]:
         limit = self.service.settings.registrar.max_contacts or None
-        bindings = await self.executor.submit(Register(aor, request, limit))
+        bindings = await self._submit(Register(aor, request, limit))
         if self.subscribe_on_register and bindings and request is not None:
             await self._subscribe(aor)
         return bindings
@@ -82,7 +84,15 @@ class ExecutorPort:
                      ended_reason: str | None, require_subscription: bool,
                      cseq: int | None = None) -> NotifyResult:
         context = NotifyContext(mode, subscription_id, ended_reason, cseq)
-        return await self.executor.submit(ApplyNotify(document, context, require_subscription))
+        return await self._submit(ApplyNotify(document, context, require_subscription))
+
+    async def _submit(self, command):
+        """Run a command; an unreachable store is 503 with Retry-After (RFC 3261 21.5.4),
+        so the UA retries or fails over to another registrar."""
+        try:
+            return await self.executor.submit(command)
+        except StoreUnavailable as error:
+            raise ServiceUnavailable(str(error), retry_after=STORE_RETRY_AFTER) from None
 
 
 class Gateway:
@@ -92,7 +102,8 @@ class Gateway:
         self.service = service
         settings = service.settings
         self.executor = GroupCommitExecutor(service.app, service.clock,
-                                            default_expires=settings.registrar.default_expires)
+                                            default_expires=settings.registrar.default_expires,
+                                            store_timeout=settings.store.timeout)
         policy = GatewayPolicy(
             registrar=RegistrarPolicy.from_settings(settings),
             trusted=TrustedPeers(settings.security.trusted),
@@ -256,14 +267,14 @@ class Gateway:
             self._dirty.clear()
             try:
                 await self._in_store(self.service.catch_up)
-            except Exception:
-                log.exception("usrloc projection failed; retrying")
+            except Exception as error:
+                _report("usrloc projection", error)
             if self.publisher is not None:
                 try:
                     if await self._in_store(self.service.catch_up_publisher):
                         self.publisher.wake(documents=True)
-                except Exception:
-                    log.exception("publisher projection failed; retrying")
+                except Exception as error:
+                    _report("publisher projection", error)
             await asyncio.sleep(0.05)
 
     async def _sweep(self) -> None:
@@ -276,13 +287,22 @@ class Gateway:
                 if due:
                     count = await self.executor.submit(ExpireDue(tuple(UUID(d) for d in due)))
                     log.info("expired %d binding(s)", count)
-            except Exception:
-                log.exception("sweeper failed; retrying")
+            except Exception as error:
+                _report("sweeper", error)
 
     async def _timers(self) -> None:
         while True:
             await asyncio.sleep(TIMER_INTERVAL)
             self.core.expire_transactions()
+
+
+def _report(job: str, error: Exception) -> None:
+    """A background job failed and will run again: one line when the store is away (the
+    executor reports the outage), the traceback when it is anything else."""
+    if isinstance(error, (StoreUnavailable, *STORE_DOWN)):
+        log.warning("%s waits for the event store: %s", job, error)
+    else:
+        log.error("%s failed; retrying", job, exc_info=error)
 
 
 def _proxy_hop(proxy: str | None, listen) -> Hop | None:

@@ -73,6 +73,7 @@ class ListenSettings:
 @dataclass(frozen=True)
 class StoreSettings:
     url: str = DEFAULT_STORE_URL
+    timeout: int = 8  # seconds a transaction may take before serve answers 503
 
 
 @dataclass(frozen=True)
@@ -273,3 +274,5 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("[listen] tcp timeouts and tcp_max_connections must be positive")
     if not settings.node.id:
         raise SettingsError("[node] id must not be empty")
+    if settings.store.timeout <= 0:
+        raise SettingsError("[store] timeout must be positive (seconds)")

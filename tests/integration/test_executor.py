@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 from domain import OutOfOrderRequest
 from infrastructure.commands import Register
-from infrastructure.executor import GroupCommitExecutor
+from infrastructure.executor import GroupCommitExecutor, StoreUnavailable
 from infrastructure.unit_of_work import UnitOfWork
 from tests.support import FakeClock, open_test_service, register
 
@@ -82,3 +83,89 @@ def test_a_conflicting_save_is_retried_one_command_at_a_time(service, monkeypatc
     assert all(isinstance(r, list) and len(r) == 1 for r in results)
     service.catch_up()
     assert len(service.view.rows()) == 5
+
+
+# -- the store unreachable -----------------------------------------------------------------
+
+def _commands(n: int, start: int = 0) -> list[Register]:
+    return [Register(f"sip:o{i}@example.com", register(f"o{i}", 1, (f"sip:o{i}@h", 600)))
+            for i in range(start, start + n)]
+
+
+def test_an_unreachable_store_fails_the_batch_with_store_unavailable_then_fails_fast(
+        service, monkeypatch):
+    """OperationalError on commit: every caller hears StoreUnavailable; commands submitted
+    before the probe interval ends fail at once without touching the store; the next batch
+    after it probes, and its commit closes the circuit."""
+    real_commit, down = UnitOfWork.commit, [True]
+    attempts = []
+
+    def commit(self):
+        attempts.append(1)
+        if down[0]:
+            raise OperationalError("connection refused")
+        real_commit(self)
+
+    monkeypatch.setattr(UnitOfWork, "commit", commit)
+
+    async def story():
+        executor = GroupCommitExecutor(service.app, service.clock, probe_interval=0.3)
+        executor.start()
+        try:
+            first = await asyncio.gather(*(executor.submit(c) for c in _commands(3)),
+                                         return_exceptions=True)
+            tried = len(attempts)
+            with pytest.raises(StoreUnavailable, match="connection refused"):
+                await executor.submit(_commands(1, 3)[0])
+            assert len(attempts) == tried, "failing fast must not touch the store"
+            await asyncio.sleep(0.35)
+            down[0] = False
+            probe = await executor.submit(_commands(1, 4)[0])
+            assert executor.unavailable is None
+            return first, probe
+        finally:
+            await executor.stop()
+
+    first, probe = asyncio.run(story())
+    assert all(isinstance(r, StoreUnavailable) for r in first), first
+    assert [b.contact for b in probe] == ["sip:o4@h"]
+    service.catch_up()
+    assert [r.contact for r in service.view.rows()] == ["sip:o4@h"]  # nothing half-applied
+
+
+def test_a_transaction_slower_than_store_timeout_answers_its_callers_at_once(
+        service, monkeypatch):
+    """A hung store: callers hear StoreUnavailable after store_timeout, new commands fail
+    fast while it hangs; when the transaction ends after all, the circuit closes."""
+    real_commit = UnitOfWork.commit
+    release = threading.Event()
+
+    def hanging_commit(self):
+        release.wait(10)
+        real_commit(self)
+
+    monkeypatch.setattr(UnitOfWork, "commit", hanging_commit)
+
+    async def story():
+        executor = GroupCommitExecutor(service.app, service.clock, store_timeout=0.2)
+        executor.start()
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(StoreUnavailable, match="no answer within 0.2 s"):
+                await executor.submit(_commands(1)[0])
+            waited = loop.time() - started
+            with pytest.raises(StoreUnavailable):
+                await executor.submit(_commands(1, 1)[0])  # the store still hangs
+            release.set()
+            for _ in range(100):
+                if executor.unavailable is None:
+                    break
+                await asyncio.sleep(0.02)
+            return waited, executor.unavailable
+        finally:
+            release.set()
+            await executor.stop()
+
+    waited, unavailable = asyncio.run(story())
+    assert waited < 5 and unavailable is None
