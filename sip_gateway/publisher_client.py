@@ -68,6 +68,7 @@ class _Slot:
     queue: deque = field(default_factory=deque)
     current: OutboxDocument | None = None
     acknowledged: bool = True
+    unsaved: list[int] = field(default_factory=list)  # sent or superseded; still in the outbox
 
 
 class PublisherClient:
@@ -146,13 +147,15 @@ class PublisherClient:
                 self._last_id = max(self._last_id, document.id)
                 self._slot(document.resource).queue.append(document)
         for resource, slot in list(self.slots.items()):
+            if slot.unsaved and slot.publication.in_flight is None:
+                await self._remove_from_outbox(slot, [])
             await self._feed(slot, now)
             plan = slot.publication.next_request(now)
             if plan is not None:
                 task = asyncio.get_running_loop().create_task(self._send(slot, plan))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-            elif slot.publication.forgotten and not slot.queue:
+            elif slot.publication.forgotten and not slot.queue and not slot.unsaved:
                 del self.slots[resource]
 
     async def _feed(self, slot: _Slot, now: float) -> None:
@@ -170,7 +173,7 @@ class PublisherClient:
         if slot.current is not None and not slot.acknowledged:
             stale.insert(0, slot.current)
         if stale:
-            await self.store.discard([document.id for document in stale])
+            await self._remove_from_outbox(slot, [document.id for document in stale])
             log.info("%s: %d document(s) superseded while the publication fails",
                      slot.publication.resource, len(stale))
         self._want(slot, slot.queue.popleft(), now)
@@ -212,8 +215,8 @@ class PublisherClient:
         if (current is not None and not slot.acknowledged and publication.etag
                 and publication.holds(current.body)):
             slot.acknowledged = True
-            await self.store.acknowledge(resource, [current.id], publication.etag,
-                                         publication.expires_at or self.clock())
+            await self._remove_from_outbox(slot, [current.id], publication.etag,
+                                           publication.expires_at or self.clock())
         elif plan.kind is PublishKind.REMOVE and publication.etag is None:
             await self.store.forget_etag(resource)
         elif plan.kind is PublishKind.REFRESH and response is not None and publication.etag:
@@ -222,6 +225,25 @@ class PublisherClient:
         if publication.last_error is not None and (response is None or response.status >= 300):
             await self.store.record_failure(resource, publication.last_error,
                                             publication.failures)
+
+    async def _remove_from_outbox(self, slot: _Slot, ids: list[int], etag: str | None = None,
+                                  expires_at: float | None = None) -> None:
+        """Acknowledge (with the entity-tag) or discard documents. If the store fails, the
+        ids are kept and removed on a later round: a document that stayed in the outbox
+        would be sent again after a restart, stale behind newer ones."""
+        ids = slot.unsaved + ids
+        try:
+            if etag is not None:
+                await self.store.acknowledge(slot.publication.resource, ids, etag,
+                                             expires_at or self.clock())
+            else:
+                await self.store.discard(ids)
+        except Exception as error:
+            slot.unsaved = ids
+            log.warning("%s: %d outbox document(s) not removed yet: %s",
+                        slot.publication.resource, len(ids), error)
+        else:
+            slot.unsaved = []
 
     def _slot(self, resource: str, publication: Publication | None = None) -> _Slot:
         slot = self.slots.get(resource)

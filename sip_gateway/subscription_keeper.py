@@ -56,6 +56,7 @@ class _Kept:
     recorded: tuple | None = None  # (call_id, remote_tag, cseq) of the last recorded dialog
     failures: int = 0
     closed: bool = False
+    unsaved: bool = False  # recording failed (store away): tried again on the next round
 
 
 class SubscriptionKeeper:
@@ -135,7 +136,7 @@ class SubscriptionKeeper:
             if plan is not None:
                 self._index(resource, kept)
                 self._spawn(self._send(resource, kept, plan))
-            elif kept.dialog.state == TERMINATED and not kept.closed:
+            elif (kept.dialog.state == TERMINATED and not kept.closed) or kept.unsaved:
                 await self._persist(resource, kept)
 
     def _adopt(self, wanted: WantedSubscription, now: float) -> None:
@@ -187,6 +188,18 @@ class SubscriptionKeeper:
         self.wake()
 
     async def _persist(self, resource: str, kept: _Kept) -> None:
+        """Record what changed; if the store fails, forget that it was recorded so the
+        next round records it again (a dialog, a failure or a close is never lost)."""
+        before = (kept.recorded, kept.failures, kept.closed)
+        kept.unsaved = False
+        try:
+            await self._record(resource, kept)
+        except Exception as error:
+            kept.recorded, kept.failures, kept.closed = before
+            kept.unsaved = True
+            log.warning("subscription to %s not recorded yet: %s", resource, error)
+
+    async def _record(self, resource: str, kept: _Kept) -> None:
         dialog = kept.dialog
         state = dialog.dialog_state
         if state is not None and _identity(state) != kept.recorded:

@@ -355,3 +355,31 @@ def test_a_restored_publication_is_refreshed_before_it_expires():
     [refresh] = outbound.requests
     assert (if_match(refresh), refresh.body) == ("stored-etag", b"")
     assert int(refresh.headers.get("Expires")) > 0
+
+
+# -- the store away --------------------------------------------------------------------------
+
+def test_an_acknowledgement_the_store_refused_is_saved_on_a_later_round():
+    """The PUBLISH was answered but the store was away: the document must still leave the
+    outbox (else a restart would send it again, stale behind newer ones)."""
+    store = FakeStore(document(1), document(2))
+    outbound = FakeOutbound(ok("e1"), ok("e2"))
+    real_acknowledge, outage = store.acknowledge, [True]
+
+    async def acknowledge(resource, ids, etag, expires_at):
+        if outage[0]:
+            outage[0] = False  # back for the next call
+            raise OSError("event store unavailable")
+        await real_acknowledge(resource, ids, etag, expires_at)
+
+    store.acknowledge = acknowledge
+
+    async def story():
+        client = client_for(store, outbound, FakeClock())
+        await steps(client, 3)
+
+    asyncio.run(story())
+    assert store.named("discard") == [("discard", [1])]  # retried on the next round
+    assert [call[2] for call in store.named("acknowledge")] == [[2]]
+    assert store.outbox == []
+    assert [r.body for r in outbound.requests] == [document(1).body, document(2).body]

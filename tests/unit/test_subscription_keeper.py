@@ -422,3 +422,56 @@ def test_489_ends_the_subscription():
     assert len(rig.outbound.sent) == 1
     [closed] = rig.store.named("closed")
     assert closed[1] == BOB and "489" in closed[2]
+
+
+# -- the store away --------------------------------------------------------------------------
+
+def test_what_the_store_could_not_record_is_recorded_on_a_later_round():
+    """The dialog is established while the store is away: nothing is marked recorded,
+    and the next round records it (then nothing more)."""
+    rig = Rig()
+    real_established, outage = rig.store.established, [True]
+
+    async def established(resource, dialog):
+        if outage[0]:
+            raise OSError("event store unavailable")
+        await real_established(resource, dialog)
+
+    rig.store.established = established
+
+    async def story():
+        await rig.established()
+        assert rig.store.named("established") == []
+        assert rig.keeper.kept[BOB].unsaved
+        outage[0] = False
+        await rig.step()
+        await rig.step()
+
+    asyncio.run(story())
+    [(_, resource, dialog)] = rig.store.named("established")
+    assert resource == BOB and dialog.call_id == rig.last.headers.get("Call-ID")
+    assert not rig.keeper.kept[BOB].unsaved
+
+
+def test_a_close_the_store_could_not_record_is_recorded_later():
+    rig = Rig()
+    real_closed, outage = rig.store.closed, [True]
+
+    async def closed(resource, reason):
+        if outage[0]:
+            raise OSError("event store unavailable")
+        await real_closed(resource, reason)
+
+    rig.store.closed = closed
+
+    async def story():
+        subscribe = await rig.established()
+        await rig.claim(notify_for(subscribe, "terminated;reason=rejected"))
+        await rig.step()
+        assert rig.store.named("closed") == []
+        outage[0] = False
+        await rig.step()
+        await rig.step()
+
+    asyncio.run(story())
+    assert [call[1] for call in rig.store.named("closed")] == [BOB]
