@@ -44,11 +44,14 @@ def expect_at_kamailio(registrar, lab: KamailioLab, us, wanted: dict[str, tuple[
 
 
 def published(presence, aor: str = BOB) -> list[tuple[int, bytes]]:
-    """(source port, body) of each PUBLISH for `aor` the presence server received, in order."""
-    found = []
-    for uri, port, text in re.findall(r"IOP-RX PUBLISH (\S+) from [\d.]+:(\d+)/\w+ ci=\S+\n(.*?)\nIOP-END",
-                                      presence.log(10**7), re.S):
-        if uri == aor:
+    """(source port, body) of each PUBLISH for `aor` the presence server received, in order;
+    a retransmission (same Call-ID and CSeq, logged before tm absorbs it) counts once."""
+    found, seen = [], set()
+    for uri, port, call_id, cseq, text in re.findall(
+            r"IOP-RX PUBLISH (\S+) from [\d.]+:(\d+)/\w+ ci=(\S+) cs=(\d+)\n(.*?)\nIOP-END",
+            presence.log(10**7), re.S):
+        if uri == aor and (call_id, cseq) not in seen:
+            seen.add((call_id, cseq))
             head, _, body = text.partition("\n\n")
             found.append((int(port), body.encode()))
     return found
