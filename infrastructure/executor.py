@@ -19,7 +19,9 @@ and everything queued behind it fail with StoreUnavailable, and so does every co
 submitted while that transaction is still running or in the next `probe_interval`
 seconds, without waiting on the store (the gateway answers 503 with Retry-After; nothing
 is acknowledged, so nothing acknowledged is lost). After that one batch is let through
-as a probe; the first transaction that commits closes the circuit.
+as a probe; the first transaction that commits closes the circuit. Under overload, a
+command that would find `max_pending` others waiting is refused with StoreBusy at once
+instead of being answered after the client gave up.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ log = logging.getLogger("pua_reginfo.executor")
 STORE_DOWN = (OperationalError, InterfaceError)  # the store, not the command, failed
 PROBE_INTERVAL = 1.0  # seconds between attempts while the store is unavailable
 STORE_TIMEOUT = 8.0  # seconds a transaction may take before its callers hear 503
+MAX_PENDING = 5000  # commands that may wait for the store; more are refused (503)
 
 
 class StoreUnavailable(PuaReginfoError):
@@ -53,6 +56,14 @@ class StoreUnavailable(PuaReginfoError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"event store unavailable: {reason}")
         self.reason = reason
+
+
+class StoreBusy(StoreUnavailable):
+    """More commands wait for the store than it can take soon (overload, RFC 6357)."""
+
+    def __init__(self, waiting: int) -> None:
+        PuaReginfoError.__init__(self, f"event store busy: {waiting} commands waiting")
+        self.reason = "busy"
 
 
 @dataclass
@@ -67,7 +78,7 @@ class GroupCommitExecutor:
     def __init__(self, app: Any, clock: Clock, *, default_expires: int = 3600,
                  max_batch: int = 500, store_thread: ThreadPoolExecutor | None = None,
                  probe_interval: float = PROBE_INTERVAL,
-                 store_timeout: float = STORE_TIMEOUT):
+                 store_timeout: float = STORE_TIMEOUT, max_pending: int = MAX_PENDING):
         self.app, self.clock = app, clock
         self.default_expires, self.max_batch = default_expires, max_batch
         self.store_thread = store_thread or ThreadPoolExecutor(1, thread_name_prefix="store")
@@ -78,6 +89,7 @@ class GroupCommitExecutor:
         self.batches = 0
         self.commands = 0
         self.probe_interval, self.store_timeout = probe_interval, store_timeout
+        self.max_pending = max_pending
         self._overdue = False  # a transaction outlived store_timeout and still runs
         self.unavailable: str | None = None  # why the store is down, while it is
         self._probe_at = 0.0
@@ -96,6 +108,8 @@ class GroupCommitExecutor:
         loop = asyncio.get_running_loop()
         if self.unavailable is not None and (self._overdue or loop.time() < self._probe_at):
             raise StoreUnavailable(self.unavailable)
+        if len(self._queue) >= self.max_pending:
+            raise StoreBusy(len(self._queue))
         future = loop.create_future()
         self._queue.append((command, future))
         self._wakeup.set()

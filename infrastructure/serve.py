@@ -28,7 +28,8 @@ from infrastructure.commands import (
     Register,
     RequestSubscription,
 )
-from infrastructure.executor import STORE_DOWN, GroupCommitExecutor, StoreUnavailable
+from infrastructure.executor import (STORE_DOWN, GroupCommitExecutor, StoreBusy,
+                                     StoreUnavailable)
 from infrastructure.leadership import keeper_lock
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
 from infrastructure.settings import SettingsError
@@ -51,6 +52,7 @@ SWEEP_INTERVAL = 1.0
 TIMER_INTERVAL = 0.5
 LEAD_INTERVAL = 2.0  # seconds between checks of the subscription keeper lock
 STORE_RETRY_AFTER = 5  # seconds a UA is asked to wait while the event store is unreachable
+BUSY_RETRY_AFTER = 1  # ... while too many requests wait for the store
 SETTLE_TIMEOUT = 5.0  # seconds to drain the PUBLISH outbox and the SUBSCRIBEs in flight at shutdown
 
 
@@ -92,7 +94,8 @@ class ExecutorPort:
         try:
             return await self.executor.submit(command)
         except StoreUnavailable as error:
-            raise ServiceUnavailable(str(error), retry_after=STORE_RETRY_AFTER) from None
+            retry_after = BUSY_RETRY_AFTER if isinstance(error, StoreBusy) else STORE_RETRY_AFTER
+            raise ServiceUnavailable(str(error), retry_after=retry_after) from None
 
 
 class Gateway:
@@ -103,7 +106,8 @@ class Gateway:
         settings = service.settings
         self.executor = GroupCommitExecutor(service.app, service.clock,
                                             default_expires=settings.registrar.default_expires,
-                                            store_timeout=settings.store.timeout)
+                                            store_timeout=settings.store.timeout,
+                                            max_pending=settings.store.max_pending)
         policy = GatewayPolicy(
             registrar=RegistrarPolicy.from_settings(settings),
             trusted=TrustedPeers(settings.security.trusted),

@@ -74,6 +74,7 @@ class ListenSettings:
 class StoreSettings:
     url: str = DEFAULT_STORE_URL
     timeout: int = 8  # seconds a transaction may take before serve answers 503
+    max_pending: int = 5000  # requests that may wait for the store; more get 503
 
 
 @dataclass(frozen=True)
@@ -274,5 +275,5 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("[listen] tcp timeouts and tcp_max_connections must be positive")
     if not settings.node.id:
         raise SettingsError("[node] id must not be empty")
-    if settings.store.timeout <= 0:
-        raise SettingsError("[store] timeout must be positive (seconds)")
+    if settings.store.timeout <= 0 or settings.store.max_pending <= 0:
+        raise SettingsError("[store] timeout and max_pending must be positive")

@@ -111,3 +111,46 @@ def test_a_tcp_outbound_proxy_without_a_tcp_listener_is_a_one_line_settings_erro
     assert len(lines) == 1 and "outbound_proxy" in lines[0] and "[listen] tcp" in lines[0], \
         result.stderr
     assert options(port) == b""  # nothing was left listening
+
+
+def test_overload_is_refused_with_503_and_nothing_refused_is_stored(gateways, sqlite_url):
+    """Bursts far beyond `[store] max_pending`: some REGISTERs get 503 with Retry-After at
+    once; every one answered 200 is in `query`, none answered 503 is. (Unanswered ones
+    are retransmitted, as a UA would: UDP may drop some of a burst.)"""
+    gateway = gateways.start(sqlite_url, "[store]\nmax_pending = 4\n")
+    answers: dict[str, bytes] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind((HOST, 0))
+        sock.settimeout(1.0)
+        local = sock.getsockname()[1]
+        for _ in range(10):
+            missing = [n for n in range(300) if f"burst{n}@test" not in answers]
+            if not missing:
+                break
+            for index, n in enumerate(missing):
+                sock.sendto((f"REGISTER sip:example.com SIP/2.0\r\n"
+                             f"Via: SIP/2.0/UDP {HOST}:{local};branch=z9hG4bKburst{n};rport\r\n"
+                             f"Max-Forwards: 70\r\nFrom: <sip:u{n}@example.com>;tag=b\r\n"
+                             f"To: <sip:u{n}@example.com>\r\nCall-ID: burst{n}@test\r\n"
+                             f"CSeq: 1 REGISTER\r\n"
+                             f"Contact: <sip:u{n}@{HOST}:5999>;expires=600\r\n"
+                             "Content-Length: 0\r\n\r\n").encode(), (HOST, gateway.port))
+                if index % 50 == 49:
+                    time.sleep(0.01)
+            try:
+                while True:
+                    data = sock.recv(65535)
+                    call_id = next(line.split(b":", 1)[1].strip().decode()
+                                   for line in data.split(b"\r\n") if line.startswith(b"Call-ID:"))
+                    answers.setdefault(call_id, data)
+            except TimeoutError:
+                pass
+    assert len(answers) == 300, f"{len(answers)} answered"
+    refused = {c for c, data in answers.items() if data.startswith(b"SIP/2.0 503")}
+    stored = {c for c, data in answers.items() if data.startswith(b"SIP/2.0 200")}
+    assert refused and stored and len(refused | stored) == 300
+    assert all(b"\r\nRetry-After: 1" in answers[c] for c in refused)
+    rows = json.loads(gateway.cli("query", "--json").stdout)
+    assert {f"burst{r['aor'].split(':')[1].split('@')[0][1:]}@test" for r in rows} == stored
+    assert gateway.stop() == 0

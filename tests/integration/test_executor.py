@@ -10,7 +10,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 
 from domain import OutOfOrderRequest
 from infrastructure.commands import Register
-from infrastructure.executor import GroupCommitExecutor, StoreUnavailable
+from infrastructure.executor import GroupCommitExecutor, StoreBusy, StoreUnavailable
 from infrastructure.unit_of_work import UnitOfWork
 from tests.support import FakeClock, open_test_service, register
 
@@ -169,3 +169,22 @@ def test_a_transaction_slower_than_store_timeout_answers_its_callers_at_once(
 
     waited, unavailable = asyncio.run(story())
     assert waited < 5 and unavailable is None
+
+
+def test_a_command_beyond_max_pending_is_refused_at_once(service):
+    async def story():
+        executor = GroupCommitExecutor(service.app, service.clock, max_pending=3)
+        executor.start()
+        try:
+            results = await asyncio.gather(*(executor.submit(c) for c in _commands(6)),
+                                           return_exceptions=True)
+        finally:
+            await executor.stop()
+        return results
+
+    results = asyncio.run(story())
+    refused = [r for r in results if isinstance(r, StoreBusy)]
+    assert len(refused) == 3 and "3 commands waiting" in str(refused[0])
+    assert all(isinstance(r, list) for r in results[:3])  # the first three were stored
+    service.catch_up()
+    assert len(service.view.rows()) == 3
