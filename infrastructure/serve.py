@@ -4,7 +4,8 @@ Wiring: transports -> SipCore -> RequestHandler -> ExecutorPort -> GroupCommitEx
 store. After every commit the usrloc projection catches up (on the store thread, at most
 every `projection_interval`); the sweeper records `expired` for lapsed bindings every
 second; server transactions are expired on their timers. SIGTERM/SIGINT stop the
-listeners, let in-flight requests finish, flush the executor and the view, then exit.
+listeners taking requests (503 from then on), let in-flight requests finish, flush the
+executor and the view, drain the PUBLISH outbox, close the sockets, then exit.
 """
 
 from __future__ import annotations
@@ -173,8 +174,12 @@ class Gateway:
         if udp:
             transport = udp[0]
             sockname = transport.get_extra_info("sockname")[:2]
-            send = transport.sendto
             local = (_reachable_host(sockname[0], toward), sockname[1])
+
+            def send(data: bytes, address, transport=transport) -> None:
+                if transport.is_closing():
+                    raise OSError("the UDP socket is closed")
+                transport.sendto(data, address)
         servers = [c for c in self.closers if getattr(c, "sockets", None)]  # TCP servers
         if servers:
             sockname = servers[0].sockets[0].getsockname()[:2]
@@ -239,9 +244,12 @@ class Gateway:
 
     async def stop(self) -> None:
         log.info("stopping: draining in-flight requests")
+        udp = [closer for closer in self.closers if hasattr(closer, "sendto")]
         for closer in self.closers:
-            closer.close()
-        await self.core.drain()
+            if closer not in udp:
+                closer.close()  # no new TCP connections
+        await self.core.drain()  # from here on a request gets 503; the UDP sockets stay
+        # open until the last PUBLISH and SUBSCRIBE had their answers, which arrive there
         for task in list(self.tcp.connections):
             task.cancel()
         if self.keeper is not None:
@@ -255,6 +263,8 @@ class Gateway:
             await self.publisher.settle(SETTLE_TIMEOUT)
         if self.streams is not None:
             await self.streams.close()
+        for closer in udp:
+            closer.close()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
