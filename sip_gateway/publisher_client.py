@@ -16,6 +16,7 @@ acknowledged. The store is reached only through the `PublicationStore` port.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import random
 import secrets
@@ -89,6 +90,12 @@ class PublisherClient:
         self._read_at = 0.0
         self._stopping = False
         self._runner: asyncio.Task | None = None
+        # A round looks only at the resources that need it: those with a new document or
+        # an answer (`_ready`) and those whose refresh or retry time came (`_agenda`, a
+        # heap of (time, resource); `_scheduled` holds each resource's live entry).
+        self._ready: dict[str, None] = {}  # an ordered set: first come, first visited
+        self._agenda: list[tuple[float, str]] = []
+        self._scheduled: dict[str, float] = {}
 
     def wake(self, documents: bool = False) -> None:
         """Run a round now; `documents`: the outbox has new documents to read."""
@@ -146,17 +153,41 @@ class PublisherClient:
             for document in await self.store.pending(self._last_id):
                 self._last_id = max(self._last_id, document.id)
                 self._slot(document.resource).queue.append(document)
-        for resource, slot in list(self.slots.items()):
-            if slot.unsaved and slot.publication.in_flight is None:
-                await self._remove_from_outbox(slot, [])
-            await self._feed(slot, now)
-            plan = slot.publication.next_request(now)
-            if plan is not None:
-                task = asyncio.get_running_loop().create_task(self._send(slot, plan))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            elif slot.publication.forgotten and not slot.queue and not slot.unsaved:
-                del self.slots[resource]
+                self._ready[document.resource] = None
+        while self._agenda and self._agenda[0][0] <= now:
+            when, resource = heapq.heappop(self._agenda)
+            if self._scheduled.get(resource) == when:
+                del self._scheduled[resource]
+                self._ready[resource] = None
+        ready, self._ready = self._ready, {}
+        for resource in ready:
+            slot = self.slots.get(resource)
+            if slot is not None:
+                await self._visit(resource, slot, now)
+
+    async def _visit(self, resource: str, slot: _Slot, now: float) -> None:
+        if slot.unsaved and slot.publication.in_flight is None:
+            await self._remove_from_outbox(slot, [])
+        await self._feed(slot, now)
+        plan = slot.publication.next_request(now)
+        if plan is not None:
+            task = asyncio.get_running_loop().create_task(self._send(slot, plan))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif slot.publication.forgotten and not slot.queue and not slot.unsaved:
+            del self.slots[resource]
+        else:
+            deadline = slot.publication.next_deadline()
+            if slot.unsaved:
+                deadline = min(deadline or now + TICK, now + TICK)
+            if deadline is not None:
+                self._schedule(resource, deadline)
+
+    def _schedule(self, resource: str, when: float) -> None:
+        current = self._scheduled.get(resource)
+        if current is None or when < current:
+            self._scheduled[resource] = when
+            heapq.heappush(self._agenda, (when, resource))
 
     async def _feed(self, slot: _Slot, now: float) -> None:
         publication = slot.publication
@@ -207,6 +238,7 @@ class PublisherClient:
         log.info("PUBLISH %s %s (version %s) -> %s", publication.resource, plan.kind.value,
                  "-" if slot.current is None else slot.current.version, outcome)
         await self._record(slot, plan, response)
+        self._ready[publication.resource] = None
         self.wake()
 
     async def _record(self, slot: _Slot, plan: PublishPlan, response: SipResponse | None) -> None:
@@ -251,11 +283,12 @@ class PublisherClient:
             slot = _Slot(publication or Publication(resource, random=self.uniform),
                          call_id=secrets.token_hex(16), from_tag=secrets.token_hex(8))
             self.slots[resource] = slot
+            self._ready[resource] = None
         return slot
 
     def _sleep(self) -> float:
-        deadlines = [d for d in (s.publication.next_deadline() for s in self.slots.values())
-                     if d is not None]
-        if not deadlines:
+        if self._ready:
+            return 0.0
+        if not self._agenda:
             return TICK
-        return min(TICK, max(0.0, min(deadlines) - self.clock()))
+        return min(TICK, max(0.0, self._agenda[0][0] - self.clock()))

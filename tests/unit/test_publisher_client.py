@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from sip_gateway.outbound import Hop
+from sip_gateway.publication import Publication
 from sip_gateway.publisher_client import PublisherClient
 from sip_gateway.sip import CSeq, SipRequest, Via
 from tests.unit.sip_fakes import T0, FakeClock, FakeOutbound, answer
@@ -383,3 +384,43 @@ def test_an_acknowledgement_the_store_refused_is_saved_on_a_later_round():
     assert [call[2] for call in store.named("acknowledge")] == [[2]]
     assert store.outbox == []
     assert [r.body for r in outbound.requests] == [document(1).body, document(2).body]
+
+
+def test_a_round_looks_only_at_resources_with_news_or_a_due_time():
+    """With many publications held, a new document costs a visit to its resource only
+    (not a scan of every publication), and a refresh comes when its time is due."""
+    held = tuple(Held(f"sip:u{n}@example.com", f"etag-{n}", T0 + 3000 + 1000 * n)
+                 for n in range(500))
+    store = FakeStore(held=held)
+    outbound = FakeOutbound(ok("a1", 3600), ok("refreshed"))
+    clock = FakeClock()
+
+    async def story():
+        client = client_for(store, outbound, clock)
+        for row in held:  # what run() does with the held publications
+            client._slot(row.resource, Publication.restore(row.resource, row.etag,
+                                                           row.expires_at, clock(),
+                                                           random=lambda: 0.5))
+        visited = []
+        real_visit = client._visit
+
+        async def visit(resource, slot, now):
+            visited.append(resource)
+            await real_visit(resource, slot, now)
+
+        client._visit = visit
+        await step(client)  # the first round looks at every restored publication once
+        assert len(visited) == 500 and outbound.sent == []
+        visited.clear()
+        store.add(document(1))
+        client.wake(documents=True)
+        await steps(client, 2)
+        assert set(visited) == {ALICE} and len(outbound.sent) == 1
+        visited.clear()
+        clock.now = T0 + 3000 - 1  # u0's refresh is due before its expiry at T0 + 3000
+        await step(client)
+        assert visited == ["sip:u0@example.com"]
+        assert len(outbound.sent) == 2
+
+    asyncio.run(story())
+    assert outbound.requests[1].uri == "sip:u0@example.com"
