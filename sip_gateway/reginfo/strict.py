@@ -155,7 +155,11 @@ def _extension(element: etree._Element, where: str) -> str:
     if namespace is None:
         raise MalformedReginfo(f"{where}: element {shown(element.tag)} refused: an extension "
                                "needs a namespace")
-    return etree.tostring(element, method="c14n", exclusive=True, with_tail=False).decode()
+    try:
+        return etree.tostring(element, method="c14n", exclusive=True, with_tail=False).decode()
+    except etree.C14NError:  # libxml2 refuses e.g. a relative namespace URI (RFC 3986 4.2)
+        raise MalformedReginfo(f"{where}: extension {shown(element.tag)} cannot be kept: its "
+                               "namespace is not an absolute URI") from None
 
 
 def _element_children(element: etree._Element, where: str):
