@@ -16,7 +16,6 @@ acknowledged. The store is reached only through the `PublicationStore` port.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import random
 import secrets
@@ -26,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sip_gateway.agenda import Agenda
 from sip_gateway.outbound import Hop, Outbound
 from sip_gateway.publication import Publication
 from sip_gateway.publication_request import PublishKind, PublishPlan, build_publish, publish_response_fields
@@ -90,12 +90,9 @@ class PublisherClient:
         self._read_at = 0.0
         self._stopping = False
         self._runner: asyncio.Task | None = None
-        # A round looks only at the resources that need it: those with a new document or
-        # an answer (`_ready`) and those whose refresh or retry time came (`_agenda`, a
-        # heap of (time, resource); `_scheduled` holds each resource's live entry).
-        self._ready: dict[str, None] = {}  # an ordered set: first come, first visited
-        self._agenda: list[tuple[float, str]] = []
-        self._scheduled: dict[str, float] = {}
+        # a round looks only at resources with a new document or an answer, and those
+        # whose refresh or retry time came
+        self._agenda = Agenda()
 
     def wake(self, documents: bool = False) -> None:
         """Run a round now; `documents`: the outbox has new documents to read."""
@@ -153,14 +150,8 @@ class PublisherClient:
             for document in await self.store.pending(self._last_id):
                 self._last_id = max(self._last_id, document.id)
                 self._slot(document.resource).queue.append(document)
-                self._ready[document.resource] = None
-        while self._agenda and self._agenda[0][0] <= now:
-            when, resource = heapq.heappop(self._agenda)
-            if self._scheduled.get(resource) == when:
-                del self._scheduled[resource]
-                self._ready[resource] = None
-        ready, self._ready = self._ready, {}
-        for resource in ready:
+                self._agenda.mark(document.resource)
+        for resource in self._agenda.due(now):
             slot = self.slots.get(resource)
             if slot is not None:
                 await self._visit(resource, slot, now)
@@ -181,13 +172,7 @@ class PublisherClient:
             if slot.unsaved:
                 deadline = min(deadline or now + TICK, now + TICK)
             if deadline is not None:
-                self._schedule(resource, deadline)
-
-    def _schedule(self, resource: str, when: float) -> None:
-        current = self._scheduled.get(resource)
-        if current is None or when < current:
-            self._scheduled[resource] = when
-            heapq.heappush(self._agenda, (when, resource))
+                self._agenda.at(resource, deadline)
 
     async def _feed(self, slot: _Slot, now: float) -> None:
         publication = slot.publication
@@ -238,7 +223,7 @@ class PublisherClient:
         log.info("PUBLISH %s %s (version %s) -> %s", publication.resource, plan.kind.value,
                  "-" if slot.current is None else slot.current.version, outcome)
         await self._record(slot, plan, response)
-        self._ready[publication.resource] = None
+        self._agenda.mark(publication.resource)
         self.wake()
 
     async def _record(self, slot: _Slot, plan: PublishPlan, response: SipResponse | None) -> None:
@@ -283,12 +268,8 @@ class PublisherClient:
             slot = _Slot(publication or Publication(resource, random=self.uniform),
                          call_id=secrets.token_hex(16), from_tag=secrets.token_hex(8))
             self.slots[resource] = slot
-            self._ready[resource] = None
+            self._agenda.mark(resource)
         return slot
 
     def _sleep(self) -> float:
-        if self._ready:
-            return 0.0
-        if not self._agenda:
-            return TICK
-        return min(TICK, max(0.0, self._agenda[0][0] - self.clock()))
+        return self._agenda.wait(self.clock(), TICK)

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from domain.resource_subscription import DialogState
 from sip_gateway.errors import MalformedMessage
+from sip_gateway.agenda import Agenda
 from sip_gateway.outbound import Hop, Outbound, next_hop
 from sip_gateway.sip import NameAddr, SipRequest, SipResponse, SubscriptionState
 from sip_gateway.sip.values import parse_delta_seconds
@@ -71,6 +72,7 @@ class SubscriptionKeeper:
         self._by_call_id: dict[str, str] = {}
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        self._agenda = Agenda()  # a round looks only at dialogs with news or a due time
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -114,6 +116,8 @@ class SubscriptionKeeper:
             record_route=request.headers.get_all("Record-Route"))
         if claimed:
             self._spawn(self._persist(resource, kept))
+            self._agenda.mark(resource)
+            self.wake()
         return claimed
 
     def version_gap(self, request: SipRequest) -> None:
@@ -121,6 +125,7 @@ class SubscriptionKeeper:
         resource = self._by_call_id.get(request.headers.get("Call-ID") or "")
         if resource is not None:
             self.kept[resource].dialog.want_full_state(self.clock())
+            self._agenda.mark(resource)
             self.wake()
 
     # -- internals ---------------------------------------------------------------------
@@ -131,13 +136,25 @@ class SubscriptionKeeper:
         now = self.clock()
         for wanted in await self.store.changed():
             self._adopt(wanted, now)
-        for resource, kept in list(self.kept.items()):
-            plan = kept.dialog.next_request(now)
-            if plan is not None:
-                self._index(resource, kept)
-                self._spawn(self._send(resource, kept, plan))
-            elif (kept.dialog.state == TERMINATED and not kept.closed) or kept.unsaved:
-                await self._persist(resource, kept)
+            self._agenda.mark(wanted.resource)
+        for resource in self._agenda.due(now):
+            kept = self.kept.get(resource)
+            if kept is not None:
+                await self._visit(resource, kept, now)
+
+    async def _visit(self, resource: str, kept: _Kept, now: float) -> None:
+        plan = kept.dialog.next_request(now)
+        if plan is not None:
+            self._index(resource, kept)
+            self._spawn(self._send(resource, kept, plan))
+            return
+        if (kept.dialog.state == TERMINATED and not kept.closed) or kept.unsaved:
+            await self._persist(resource, kept)
+        if kept.unsaved:
+            self._agenda.at(resource, now + TICK)
+        deadline = kept.dialog.next_deadline()
+        if deadline is not None:
+            self._agenda.at(resource, deadline)
 
     def _adopt(self, wanted: WantedSubscription, now: float) -> None:
         kept = self.kept.get(wanted.resource)
@@ -185,6 +202,7 @@ class SubscriptionKeeper:
                  outcome, dialog.state)
         self._index(resource, kept)
         await self._persist(resource, kept)
+        self._agenda.mark(resource)
         self.wake()
 
     async def _persist(self, resource: str, kept: _Kept) -> None:
@@ -231,11 +249,7 @@ class SubscriptionKeeper:
         task.add_done_callback(self._tasks.discard)
 
     def _sleep(self) -> float:
-        deadlines = [d for d in (k.dialog.next_deadline() for k in self.kept.values())
-                     if d is not None]
-        if not deadlines:
-            return TICK
-        return min(TICK, max(0.0, min(deadlines) - self.clock()))
+        return self._agenda.wait(self.clock(), TICK)
 
 
 def _identity(dialog: DialogState) -> tuple:

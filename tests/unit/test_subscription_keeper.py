@@ -470,6 +470,7 @@ def test_a_close_the_store_could_not_record_is_recorded_later():
         await rig.step()
         assert rig.store.named("closed") == []
         outage[0] = False
+        rig.clock.now += 1.0  # the keeper tries again a second later
         await rig.step()
         await rig.step()
 
