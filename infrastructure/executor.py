@@ -53,8 +53,8 @@ class StoreUnavailable(PuaReginfoError):
 
     sip_status = 503
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"event store unavailable: {reason}")
+    def __init__(self, reason: str, state: str = "unavailable") -> None:
+        super().__init__(f"event store {state}: {reason}")
         self.reason = reason
 
 
@@ -62,8 +62,7 @@ class StoreBusy(StoreUnavailable):
     """More commands wait for the store than it can take soon (overload, RFC 6357)."""
 
     def __init__(self, waiting: int) -> None:
-        PuaReginfoError.__init__(self, f"event store busy: {waiting} commands waiting")
-        self.reason = "busy"
+        super().__init__(f"{waiting} commands waiting", state="busy")
 
 
 @dataclass

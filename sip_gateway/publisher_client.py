@@ -168,9 +168,9 @@ class PublisherClient:
         elif slot.publication.forgotten and not slot.queue and not slot.unsaved:
             del self.slots[resource]
         else:
-            deadline = slot.publication.next_deadline()
             if slot.unsaved:
-                deadline = min(deadline or now + TICK, now + TICK)
+                self._agenda.at(resource, now + TICK)
+            deadline = slot.publication.next_deadline()
             if deadline is not None:
                 self._agenda.at(resource, deadline)
 
