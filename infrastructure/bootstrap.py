@@ -1,8 +1,8 @@
 """The composition root: settings in, a wired Service out.
 
-Opening a service creates the tables it needs and catches every projection up, so any
-command, run after a crash between an event commit and a view update, first repairs the
-view.
+Opening a service creates the tables it needs (once per store, see infrastructure.schema)
+and catches every projection up, so any command, run after a crash between an event
+commit and a view update, first repairs the view.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from eventsourcing.persistence import PersistenceError
 
 from infrastructure.application import Registrations
 from infrastructure.clock import Clock, SystemClock
+from infrastructure.schema import ensure_schema
 from infrastructure.settings import Settings
 from infrastructure.store import StoreError, StoreUrl, probe
-from projections import LocationView, UsrlocProjection, catch_up
+from infrastructure.store_locks import REBUILD, store_lock
+from projections import LocationView, UsrlocProjection, catch_up, rebuild_usrloc
 from projections.publisher import Composer, PublisherProjection, PublisherView, stored_history
 
 
@@ -41,9 +43,15 @@ class Service:
         return self.publisher.catch_up(self.app)
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
-        """Drop the usrloc view and build it again from the whole event store."""
-        self.view.clear(self.app.name)
-        return self.catch_up(progress)
+        """Build the usrloc view again from the whole event store, beside the live one,
+        and swap it in; safe while any number of nodes keep the live view moving."""
+        lock = store_lock(StoreUrl.parse(self.settings.store.url), REBUILD)
+        if not lock.try_acquire():
+            raise StoreError("another rebuild of the usrloc view is running on this store")
+        try:
+            return rebuild_usrloc(self.app, self.view, progress)
+        finally:
+            lock.release()
 
     def expire_due(self) -> int:
         """Record `expired` for every binding whose lifetime has ended."""
@@ -61,11 +69,13 @@ def open_service(settings: Settings, clock: Clock | None = None, catch_up_views:
     store = StoreUrl.parse(settings.store.url)
     probe(store)
     try:
-        app = Registrations(store.env, settings.aor_policy, settings.node.id)
+        app = Registrations({**store.env, "CREATE_TABLE": "false"}, settings.aor_policy,
+                            settings.node.id)
         view = LocationView(app.factory.datastore)
-        view.create_table()
         outbox = PublisherView(app.factory.datastore)
-        outbox.create_table()
+        recorders = [app.recorder, *([app.snapshots.recorder] if app.snapshots else []),
+                     view, outbox]
+        ensure_schema(store, app.factory.datastore, recorders)
         composer = Composer(settings.reginfo.default_domain, stored_history(app),
                             kamailio_compat=settings.reginfo.kamailio_compat)
         publisher = PublisherProjection(outbox, settings.node.id, app.name, composer)

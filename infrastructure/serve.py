@@ -31,7 +31,7 @@ from infrastructure.commands import (
 )
 from infrastructure.executor import (STORE_DOWN, GroupCommitExecutor, StoreBusy,
                                      StoreUnavailable)
-from infrastructure.leadership import keeper_lock
+from infrastructure.store_locks import KEEPER, store_lock
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
 from infrastructure.settings import SettingsError
 from infrastructure.store import StoreUrl
@@ -208,7 +208,7 @@ class Gateway:
 
     async def _keep_subscriptions(self) -> None:
         """Run the keeper while this node holds the store's keeper lock (hot standby else)."""
-        lock = keeper_lock(StoreUrl.parse(self.service.settings.store.url))
+        lock = store_lock(StoreUrl.parse(self.service.settings.store.url), KEEPER)
         loop = asyncio.get_running_loop()
         running: asyncio.Task | None = None
         try:

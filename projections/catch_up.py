@@ -2,9 +2,10 @@
 
 Notifications are read in large batches straight from the recorder (the notification
 log API caps a page at 10), turned back into domain events, and handed to the projection
-together with the tracking position of the batch's last notification. Several processes
-may catch the same view up at once: the view refuses a batch another one already applied,
-and the loser carries on from the winner's position.
+together with the tracking position of the batch's last notification and the position it
+was read after. Several processes may catch the same view up at once: the view refuses a
+batch unless it still stands where the batch was read after, and the loser carries on
+from the winner's position.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class TrackedProjection(Protocol):
     name: str
     view: TrackingRecorder
 
-    def process(self, events: list[Any], tracking: Tracking) -> None: ...
+    def process(self, events: list[Any], tracking: Tracking, after: int) -> None: ...
 
 
 def position(app: Application[Any], projection: TrackedProjection) -> int:
@@ -45,9 +46,10 @@ def catch_up(
         events = [app.mapper.to_domain_event(n) for n in notifications]
         last = notifications[-1].id
         try:
-            projection.process(events, Tracking(app.name, last))
+            projection.process(events, Tracking(app.name, last), start - 1)
         except IntegrityError:
-            # Another runner applied (part of) this batch first: continue after its position.
+            # Another runner moved the view first (or a rebuild swapped a new one in):
+            # continue after its position.
             start = position(app, projection) + 1
             continue
         done += len(notifications)

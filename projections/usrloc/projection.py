@@ -24,7 +24,7 @@ class UsrlocProjection:
     def __init__(self, view: LocationView):
         self.view = view
 
-    def process(self, events: Sequence[Any], tracking: Tracking) -> None:
+    def process(self, events: Sequence[Any], tracking: Tracking, after: int) -> None:
         latest: dict[tuple[str, str], LocationRow | None] = {}
         for event in events:
             if not isinstance(event, ContactEvent):
@@ -34,4 +34,4 @@ class UsrlocProjection:
             latest[key] = None if event.TERMINATES else LocationRow.from_event(event)
         upserts = [row for row in latest.values() if row is not None]
         deletes = [key for key, row in latest.items() if row is None]
-        self.view.apply(upserts, deletes, tracking)
+        self.view.apply(upserts, deletes, tracking, after)

@@ -1,10 +1,13 @@
 """The location view: a SQL table plus a tracking row, written in one transaction.
 
-The view is a TrackingRecorder: each batch of changes is written together with the id of
-the last notification it reflects, and the tracking upsert only moves forwards, so a batch
-is applied exactly once even if two runners race or a process dies between the event
-store commit and the view update. The same code serves SQLite and PostgreSQL; only the
-placeholder style and the schema prefix differ.
+The view is a TrackingRecorder whose position moves by compare-and-set: a batch read
+after position `after` is written, with its new position, only if the view still stands
+at `after`. So a batch is applied exactly once even when several runners (every node and
+every CLI command catches the view up) race, and no runner can write a batch it read
+before a rebuild swapped a new table in. A rebuild builds a second table beside the live
+one (`beside()`) and swaps it in with `swap_in()` (see projections/usrloc/rebuild.py).
+The same code serves SQLite and PostgreSQL; only the placeholder style, the schema prefix
+and the index renaming of a swap differ.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from projections.usrloc.row import COLUMNS, LocationRow
 
 LOCATION = "usrloc_location"
 TRACKING = "usrloc_tracking"
+BESIDE = "_next"  # suffix of the tables a rebuild fills before swapping them in
 
-_DDL = (
+_LOCATION_DDL = (
     "CREATE TABLE IF NOT EXISTS {location} ("
     " aor_id TEXT NOT NULL, binding_key TEXT NOT NULL, aor TEXT NOT NULL,"
     " username TEXT NOT NULL, domain TEXT, contact TEXT NOT NULL, received TEXT,"
@@ -29,49 +33,63 @@ _DDL = (
     " callid TEXT NOT NULL, cseq BIGINT NOT NULL, last_modified DOUBLE PRECISION NOT NULL,"
     " flags INTEGER NOT NULL, cflags INTEGER NOT NULL, user_agent TEXT, socket TEXT,"
     " methods TEXT, instance TEXT, reg_id BIGINT, ruid TEXT NOT NULL, state TEXT NOT NULL,"
-    " event TEXT NOT NULL, origin TEXT NOT NULL, PRIMARY KEY (aor_id, binding_key))",
-    "CREATE INDEX IF NOT EXISTS usrloc_location_expires ON {location} (expires)",
-    "CREATE TABLE IF NOT EXISTS {tracking} ("
-    " application_name TEXT PRIMARY KEY, notification_id BIGINT NOT NULL)",
+    " event TEXT NOT NULL, origin TEXT NOT NULL, PRIMARY KEY (aor_id, binding_key))"
 )
+_EXPIRES_INDEX = "CREATE INDEX IF NOT EXISTS {name}_expires ON {location} (expires)"
+_TRACKING_DDL = ("CREATE TABLE IF NOT EXISTS {tracking} ("
+                 " application_name TEXT PRIMARY KEY, notification_id BIGINT NOT NULL)")
 
 
 class LocationView(TrackingRecorder):
     """Current bindings of every AoR, as of the tracked notification id."""
 
-    def __init__(self, datastore: SQLiteDatastore | PostgresDatastore):
+    def __init__(self, datastore: SQLiteDatastore | PostgresDatastore,
+                 location: str = LOCATION, tracking: str = TRACKING):
         self.datastore = datastore
-        if isinstance(datastore, PostgresDatastore):
-            prefix, self.mark = f"{datastore.schema}.", "%s"
-        else:
-            prefix, self.mark = "", "?"
-        self.location = prefix + LOCATION
-        self.tracking = prefix + TRACKING
+        self.postgres = isinstance(datastore, PostgresDatastore)
+        self.schema = f"{datastore.schema}." if self.postgres else ""
+        self.mark = "%s" if self.postgres else "?"
+        self.name, self.tracking_name = location, tracking
+        self.location = self.schema + location
+        self.tracking = self.schema + tracking
         self._upsert = self._sql(
             f"INSERT INTO {self.location} ({', '.join(COLUMNS)}) VALUES "
             f"({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (aor_id, binding_key) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[2:])
         )
         self._delete = self._sql(f"DELETE FROM {self.location} WHERE aor_id = %s AND binding_key = %s")
-        self._track = self._sql(
+        self._move = self._sql(
+            f"UPDATE {self.tracking} SET notification_id = %s "
+            f"WHERE application_name = %s AND notification_id = %s RETURNING notification_id")
+        self._start = self._sql(
             f"INSERT INTO {self.tracking} (application_name, notification_id) VALUES (%s, %s) "
             f"ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id "
-            f"WHERE {self.tracking}.notification_id < excluded.notification_id "
-            f"RETURNING notification_id"
-        )
+            f"WHERE {self.tracking}.notification_id = 0 RETURNING notification_id")
+        self._hold = self._sql(
+            f"INSERT INTO {self.tracking} (application_name, notification_id) VALUES (%s, 0) "
+            f"ON CONFLICT (application_name) DO UPDATE SET notification_id = "
+            f"{self.tracking}.notification_id RETURNING notification_id")
 
     def _sql(self, statement: str) -> str:
         return statement.replace("%s", self.mark)
 
     def create_table(self) -> None:
         with self.datastore.transaction(commit=True) as cursor:
-            for statement in _DDL:
-                cursor.execute(statement.format(location=self.location, tracking=self.tracking))
+            for statement in (_LOCATION_DDL, _EXPIRES_INDEX, _TRACKING_DDL):
+                cursor.execute(self._ddl(statement))
+
+    def _ddl(self, statement: str) -> str:
+        return statement.format(location=self.location, tracking=self.tracking, name=self.name)
 
     # TrackingRecorder ----------------------------------------------------------------
 
     def insert_tracking(self, tracking: Tracking) -> None:
-        self.apply([], (), tracking)
+        """Move the position to `tracking` with no rows (refused unless it moves forward)."""
+        after = self.max_tracking_id(tracking.application_name) or 0
+        if tracking.notification_id <= after:
+            raise IntegrityError(f"usrloc view already reflects notification "
+                                 f"{tracking.notification_id} of {tracking.application_name}")
+        self.apply([], (), tracking, after)
 
     def max_tracking_id(self, application_name: str) -> int | None:
         rows = self._select(
@@ -83,27 +101,72 @@ class LocationView(TrackingRecorder):
     # Writes --------------------------------------------------------------------------
 
     def apply(self, upserts: Sequence[LocationRow], deletes: Iterable[tuple[str, str]],
-              tracking: Tracking) -> None:
-        """Write one batch and its tracking position atomically; refuse a replayed batch."""
+              tracking: Tracking, after: int) -> None:
+        """Write one batch read after position `after`, and move the position to
+        `tracking`, atomically; refuse it unless the view still stands at `after`."""
         with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._track, (tracking.application_name, tracking.notification_id))
+            name, position = tracking.application_name, tracking.notification_id
+            if after:
+                cursor.execute(self._move, (position, name, after))
+            else:
+                cursor.execute(self._start, (name, position))
             if cursor.fetchone() is None:
                 raise IntegrityError(
-                    f"usrloc view already reflects notification {tracking.notification_id} "
-                    f"of {tracking.application_name}"
-                )
-            deletes = list(deletes)
-            if deletes:
-                cursor.executemany(self._delete, deletes)
-            if upserts:
-                cursor.executemany(self._upsert, [row.as_tuple() for row in upserts])
+                    f"usrloc view of {name} no longer stands at notification {after}: "
+                    f"not applying the batch up to {position}")
+            self._write(cursor, upserts, deletes)
 
-    def clear(self, application_name: str) -> None:
-        """Forget every row and the tracking position (the first step of a rebuild)."""
-        with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._sql(f"DELETE FROM {self.tracking} WHERE application_name = %s"),
-                           (application_name,))
-            cursor.execute(f"DELETE FROM {self.location}")
+    def _write(self, cursor: Any, upserts: Sequence[LocationRow],
+               deletes: Iterable[tuple[str, str]]) -> None:
+        deletes = list(deletes)
+        if deletes:
+            cursor.executemany(self._delete, deletes)
+        if upserts:
+            cursor.executemany(self._upsert, [row.as_tuple() for row in upserts])
+
+    # Rebuilding beside the live view -------------------------------------------------
+
+    def beside(self) -> LocationView:
+        """A new, empty view in tables of its own, to be filled and then swapped in."""
+        other = LocationView(self.datastore, self.name + BESIDE, self.tracking_name + BESIDE)
+        # One statement per transaction: SQLite then takes the write lock at each
+        # statement's start, waiting for it, instead of failing to upgrade a read.
+        for statement in (f"DROP TABLE IF EXISTS {other.location}",
+                          f"DROP TABLE IF EXISTS {other.tracking}",
+                          other._ddl(_LOCATION_DDL),  # its expires index comes with the swap
+                          other._ddl(_TRACKING_DDL)):
+            with self.datastore.transaction(commit=True) as cursor:
+                cursor.execute(statement)
+        return other
+
+    def swap_in(self, built: LocationView, application_name: str, behind_ok: bool) -> bool:
+        """Replace this view's rows by `built`'s in one transaction, and take its position.
+
+        The live tracking row is locked first (the lock every runner's write takes), so
+        no batch lands meanwhile. A view built up to a position before the live one is
+        swapped in only if `behind_ok` (then the runners apply the difference again, which
+        is idempotent); otherwise nothing changes and False is returned.
+        """
+        built_at = built.max_tracking_id(application_name) or 0
+        try:
+            with self.datastore.transaction(commit=True) as cursor:
+                cursor.execute(self._hold, (application_name,))
+                live_at = cursor.fetchone()["notification_id"]
+                if built_at < live_at and not behind_ok:
+                    raise _Behind
+                cursor.execute(f"DROP TABLE {self.location}")
+                cursor.execute(f"ALTER TABLE {built.location} RENAME TO {self.name}")
+                if self.postgres:  # SQLite renames a table's own indexes with it
+                    cursor.execute(f"ALTER INDEX {self.schema}{built.name}_pkey "
+                                   f"RENAME TO {self.name}_pkey")
+                cursor.execute(self._ddl(_EXPIRES_INDEX))
+                cursor.execute(self._sql(f"UPDATE {self.tracking} SET notification_id = %s "
+                                         f"WHERE application_name = %s"),
+                               (built_at, application_name))
+                cursor.execute(f"DROP TABLE {built.tracking}")
+        except _Behind:
+            return False
+        return True
 
     # Reads ---------------------------------------------------------------------------
 
@@ -123,6 +186,9 @@ class LocationView(TrackingRecorder):
         )
         return [LocationRow.from_mapping(r) for r in self._select(statement, tuple(params))]
 
+    def count(self) -> int:
+        return self._select(f"SELECT COUNT(*) AS n FROM {self.location}", ())[0]["n"]
+
     def due_aor_ids(self, now: float) -> list[str]:
         """AoRs holding a binding whose lifetime ended by `now` (candidates for expiry)."""
         rows = self._select(
@@ -134,3 +200,7 @@ class LocationView(TrackingRecorder):
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(self._sql(statement), params)
             return list(cursor.fetchall())
+
+
+class _Behind(Exception):
+    """The live view moved past the one built beside it: swap later."""

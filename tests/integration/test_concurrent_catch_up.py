@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from tests.support import open_test_service, register
+from infrastructure.bootstrap import open_service
+from tests.support import open_test_service, register, settings_for
 
 T0 = 1_900_000_000.0
 
@@ -15,9 +16,8 @@ def test_racing_catch_ups_agree_and_none_fails(store_url):
         writer.app.register(f"sip:user{n % 60}@example.com",
                             register(f"c{n % 60}", n + 1, (f"sip:u{n % 60}@10.0.0.{n % 7}", 3600)),
                             T0 + n)
-    readers = [open_test_service(store_url) for _ in range(3)]  # opened before catching up
-    for reader in readers:
-        reader.view.clear(reader.app.name)
+    readers = [open_service(settings_for(store_url), catch_up_views=False) for _ in range(3)]
+    assert readers[0].view.max_tracking_id(writer.app.name) is None
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(readers))
 

@@ -131,7 +131,7 @@ def fresh_store(kind: str, postgres_url: str | None):
         return
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         connection.execute("DROP TABLE IF EXISTS registrations_events, registrations_snapshots, "
-                           "usrloc_location, usrloc_tracking")
+                           "usrloc_location, usrloc_tracking, pua_reginfo_schema")
     yield postgres_url
 
 

@@ -29,42 +29,71 @@ def view(store_url) -> LocationView:
 
 def test_a_batch_is_written_with_its_tracking_position(view):
     assert view.max_tracking_id("app") is None
-    view.apply([row("a", "k1", "sip:a@h1", 2000.0)], [], Tracking("app", 3))
+    view.apply([row("a", "k1", "sip:a@h1", 2000.0)], [], Tracking("app", 3), 0)
     assert view.max_tracking_id("app") == 3
     assert [r.contact for r in view.rows()] == ["sip:a@h1"]
     assert view.rows()[0] == row("a", "k1", "sip:a@h1", 2000.0)
 
 
 def test_a_replayed_or_older_batch_is_refused_and_changes_nothing(view):
-    view.apply([row("a", "k1", "sip:a@h1", 2000.0)], [], Tracking("app", 5))
-    for position in (5, 4):
+    view.apply([row("a", "k1", "sip:a@h1", 2000.0)], [], Tracking("app", 5), 0)
+    for position, after in ((5, 0), (4, 0), (5, 3)):
         with pytest.raises(IntegrityError):
-            view.apply([row("b", "k1", "sip:b@h1", 2000.0)], [("a", "k1")], Tracking("app", position))
+            view.apply([row("b", "k1", "sip:b@h1", 2000.0)], [("a", "k1")],
+                       Tracking("app", position), after)
     assert [r.aor_id for r in view.rows()] == ["a"]
     assert view.max_tracking_id("app") == 5
 
 
+def test_a_batch_read_after_another_position_is_refused_even_when_it_moves_forward(view):
+    """A runner that read its batch before the view moved (another runner, or a rebuild
+    swapping a new view in) must read again: its batch does not follow the view."""
+    view.apply([row("a", "k1", "sip:a@h1", 2000.0)], [], Tracking("app", 5), 0)
+    with pytest.raises(IntegrityError):
+        view.apply([row("b", "k1", "sip:b@h1", 2000.0)], [], Tracking("app", 9), 2)
+    view.apply([row("b", "k1", "sip:b@h1", 2000.0)], [], Tracking("app", 9), 5)
+    assert [r.aor_id for r in view.rows()] == ["a", "b"]
+    assert view.max_tracking_id("app") == 9
+
+
 def test_upserts_replace_rows_and_deletes_remove_them(view):
     view.apply([row("a", "k1", "sip:a@h1", 2000.0), row("a", "k2", "sip:a@h2", 2000.0)], [],
-               Tracking("app", 1))
-    view.apply([row("a", "k1", "sip:a@h1-new", 3000.0)], [("a", "k2")], Tracking("app", 2))
+               Tracking("app", 1), 0)
+    view.apply([row("a", "k1", "sip:a@h1-new", 3000.0)], [("a", "k2")], Tracking("app", 2), 1)
     assert [(r.contact, r.expires) for r in view.rows()] == [("sip:a@h1-new", 3000.0)]
 
 
 def test_rows_filter_by_aor_and_validity_and_sort_by_q(view):
     view.apply([row("a", "k1", "sip:a@h1", 2000.0, q=0.2), row("a", "k2", "sip:a@h2", 900.0),
                 row("a", "k3", "sip:a@h3", 2000.0, q=0.9), row("b", "k1", "sip:b@h1", 2000.0)],
-               [], Tracking("app", 1))
+               [], Tracking("app", 1), 0)
     assert [r.contact for r in view.rows(aor_id="a")] == [
         "sip:a@h2", "sip:a@h3", "sip:a@h1"]
     assert [r.contact for r in view.rows(aor_id="a", valid_at=1000.0)] == [
         "sip:a@h3", "sip:a@h1"]
     assert view.due_aor_ids(1000.0) == ["a"]
+    assert view.count() == 4
 
 
-def test_clear_forgets_rows_and_position(view):
-    view.apply([row("a", "k1", "sip:a@h1", 2000.0)], [], Tracking("app", 7))
-    view.clear("app")
-    assert view.rows() == [] and view.max_tracking_id("app") is None
-    view.insert_tracking(Tracking("app", 1))
-    assert view.max_tracking_id("app") == 1
+def test_a_view_built_beside_replaces_the_live_one_and_takes_its_position(view):
+    view.apply([row("a", "k1", "sip:a@h1", 2000.0)], [], Tracking("app", 4), 0)
+    for built_at in (6, 10):  # the second time over tables a first swap left behind
+        built = view.beside()
+        assert built.rows() == [] and view.count() == 1
+        built.apply([row("b", "k1", "sip:b@h1", 2000.0)], [], Tracking("app", built_at), 0)
+        assert view.swap_in(built, "app", behind_ok=False)
+        assert [r.aor_id for r in view.rows()] == ["b"]
+        assert view.max_tracking_id("app") == built_at
+        assert view.due_aor_ids(3000.0) == ["b"]  # the expires index came along
+        view.apply([row("a", "k1", "sip:a@h1", 2000.0)], [], Tracking("app", built_at + 1), built_at)
+        view.apply([], [("b", "k1")], Tracking("app", built_at + 2), built_at + 1)
+
+
+def test_a_view_built_behind_the_live_one_is_swapped_in_only_when_allowed(view):
+    view.apply([row("a", "k1", "sip:a@h1", 2000.0)], [], Tracking("app", 9), 0)
+    built = view.beside()
+    built.apply([row("b", "k1", "sip:b@h1", 2000.0)], [], Tracking("app", 6), 0)
+    assert not view.swap_in(built, "app", behind_ok=False)
+    assert [r.aor_id for r in view.rows()] == ["a"] and view.max_tracking_id("app") == 9
+    assert view.swap_in(built, "app", behind_ok=True)
+    assert [r.aor_id for r in view.rows()] == ["b"] and view.max_tracking_id("app") == 6

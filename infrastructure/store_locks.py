@@ -1,14 +1,18 @@
-"""One subscription keeper per store: a lock held while a node keeps the dialogs.
+"""Named locks on a store, held by one process at a time across every node sharing it.
 
-Several `serve` processes may share one store (PostgreSQL across nodes, or one SQLite file
-on one host). Each standing subscription must have one SUBSCRIBE dialog, not one per node,
-so only the node holding this lock runs the keeper; the others wait as hot standbys and
-take over when the holder stops or dies, resuming the recorded dialogs (a refresh from the
-new node also moves the notifier's target to it, RFC 6665 4.1.2.1 / RFC 3261 12.2).
+Several `serve` processes and CLI commands may share one store (PostgreSQL across nodes,
+or one SQLite file on one host). Some work must run in one of them only:
+- `keeper`: each standing subscription must have one SUBSCRIBE dialog, not one per node,
+  so only the node holding this lock runs the keeper; the others wait as hot standbys and
+  take over when the holder stops or dies, resuming the recorded dialogs (a refresh from
+  the new node also moves the notifier's target to it, RFC 6665 4.1.2.1 / RFC 3261 12.2).
+- `rebuild`: one rebuild of the usrloc view at a time (they share the tables they fill).
+- `schema`: one process creates or upgrades the tables; the others wait for it.
 
 PostgreSQL: a session advisory lock on a dedicated connection (released by the server when
-the connection dies). SQLite: an exclusive `flock` on `<database>.keeper.lock` (released
-by the kernel when the process dies).
+the connection dies). SQLite: an exclusive `flock` on `<database>.<name>.lock` (released
+by the kernel when the process dies). An in-memory SQLite store lives in one process and
+needs no lock.
 """
 
 from __future__ import annotations
@@ -16,19 +20,33 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import time
 from typing import Protocol
 
 import psycopg
 
 from infrastructure.store import StoreUrl
 
-LOCK_NAME = "pua-reginfo:subscription-keeper"
+KEEPER, REBUILD, SCHEMA = "keeper", "rebuild", "schema"
+_ADVISORY_NAMES = {KEEPER: "pua-reginfo:subscription-keeper", REBUILD: "pua-reginfo:rebuild",
+                   SCHEMA: "pua-reginfo:schema"}
+POLL_INTERVAL = 0.05  # seconds between attempts of a lock waited for
 
 
 class Lock(Protocol):
     def try_acquire(self) -> bool: ...
     def held(self) -> bool: ...
     def release(self) -> None: ...
+
+
+def acquire(lock: Lock, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for `lock`; True once held."""
+    deadline = time.monotonic() + timeout
+    while not lock.try_acquire():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_INTERVAL)
+    return True
 
 
 class FileLock:
@@ -70,9 +88,9 @@ class ProcessLock:
 
 
 class AdvisoryLock:
-    def __init__(self, connect: dict, schema: str = ""):
+    def __init__(self, connect: dict, name: str, schema: str = ""):
         self.connect, self._connection = connect, None
-        digest = hashlib.blake2b(f"{LOCK_NAME}:{schema}".encode(), digest_size=8).digest()
+        digest = hashlib.blake2b(f"{name}:{schema}".encode(), digest_size=8).digest()
         self.key = int.from_bytes(digest, "big", signed=True)
 
     def try_acquire(self) -> bool:
@@ -109,8 +127,10 @@ class AdvisoryLock:
             self._connection = None
 
 
-def keeper_lock(store: StoreUrl) -> Lock:
+def store_lock(store: StoreUrl, name: str) -> Lock:
+    """The lock called `name` (KEEPER, REBUILD or SCHEMA) of the store."""
     if store.kind == "postgresql":
-        return AdvisoryLock(store.connect_kwargs(), store.env.get("POSTGRES_SCHEMA", ""))
-    name = store.env["SQLITE_DBNAME"]
-    return ProcessLock() if name.startswith("file:") else FileLock(name + ".keeper.lock")
+        return AdvisoryLock(store.connect_kwargs(), _ADVISORY_NAMES[name],
+                            store.env.get("POSTGRES_SCHEMA", ""))
+    database = store.env["SQLITE_DBNAME"]
+    return ProcessLock() if database.startswith("file:") else FileLock(f"{database}.{name}.lock")
