@@ -2,11 +2,16 @@
 
 A save that conflicts with a concurrent writer (another process or node appended to the
 same AoR first) is retried on a freshly loaded aggregate, so the command is decided on
-the latest history.
+the latest history. Retries are spread by a growing, jittered pause (two nodes retrying
+in step would collide again); when the AoR stays contended through every attempt the
+command fails with StoreContended (503 with Retry-After for a SIP client), never with
+the database's own error.
 """
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
@@ -21,6 +26,7 @@ from domain import (
     AorPolicy,
     Binding,
     ContactUpdate,
+    PuaReginfoError,
     RegisterRequest,
     UnknownAddressOfRecord,
     normalize_aor,
@@ -29,8 +35,25 @@ from infrastructure import commands
 from infrastructure.transcodings import BindingAsDict
 from infrastructure.unit_of_work import UnitOfWork
 
-CONFLICT_RETRIES = 5
+CONFLICT_ATTEMPTS = 10  # saves of one command before it gives up (StoreContended)
+PAUSE_BASE, PAUSE_CAP = 0.002, 0.064  # seconds: the n-th retry waits up to base * 2**n
 T = TypeVar("T")
+
+
+class StoreContended(PuaReginfoError):
+    """Other writers kept changing the same aggregate; nothing of the command was stored."""
+
+    sip_status = 503
+    retry_after = 1
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(f"the AoR kept changing on other nodes ({attempts} attempts); "
+                         "try again")
+
+
+def conflict_pause(attempt: int) -> float:
+    """Seconds to wait before retry `attempt` (1, 2, ...): full jitter, growing, capped."""
+    return random.uniform(0.0, min(PAUSE_CAP, PAUSE_BASE * 2 ** attempt))
 
 
 class Registrations(Application[UUID]):
@@ -67,17 +90,17 @@ class Registrations(Application[UUID]):
     def run(self, work: Callable[[UnitOfWork], T], now: float) -> T:
         """Run `work` in one transaction; on a conflict with a concurrent writer, run it
         again on freshly loaded aggregates."""
-        for attempt in range(CONFLICT_RETRIES):
+        for attempt in range(CONFLICT_ATTEMPTS):
+            if attempt:
+                time.sleep(conflict_pause(attempt))
             uow = UnitOfWork(self, now)
             result = work(uow)
             try:
                 uow.commit()
             except IntegrityError:
-                if attempt == CONFLICT_RETRIES - 1:
-                    raise
                 continue
             return result
-        raise AssertionError("unreachable")
+        raise StoreContended(CONFLICT_ATTEMPTS)
 
     def register(self, aor: str, request: RegisterRequest, now: float) -> list[Binding]:
         """Apply a REGISTER; returns the AoR's live bindings afterwards."""

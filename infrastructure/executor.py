@@ -8,10 +8,12 @@ then are the callers' futures resolved, so a 200 OK is never sent for a change t
 not durable. One thread hop per batch, not per request.
 
 A command refused by the domain (out-of-order CSeq, ...) gets its error and changes
-nothing: domain commands validate before they record events. If that ever failed to hold,
-if a command fails unexpectedly, or if the save conflicts with another node that wrote the
-same AoR, the batch is re-run one command per transaction on fresh aggregates (with
-conflict retries), so only the failing command fails.
+nothing: domain commands validate before they record events. A save that conflicts with
+another node that wrote one of the batch's AoRs first runs the batch again on freshly
+loaded aggregates, after a short jittered pause, up to BATCH_ATTEMPTS times. If a
+command fails unexpectedly, or the conflicts go on, the batch is re-run one command per
+transaction (each with its own conflict retries), so only the failing command fails; a
+command whose AoR stays contended through all of them fails with StoreContended (503).
 
 When the store itself cannot be reached (connection refused or lost, pool exhausted,
 SQLite locked), or a transaction has not ended after `store_timeout` seconds, the batch
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +40,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
 from domain import DomainError, PuaReginfoError
+from infrastructure.application import StoreContended, conflict_pause
 from infrastructure.clock import Clock
 from infrastructure.commands import Command, execute
 from infrastructure.unit_of_work import UnitOfWork
@@ -46,6 +50,7 @@ STORE_DOWN = (OperationalError, InterfaceError)  # the store, not the command, f
 PROBE_INTERVAL = 1.0  # seconds between attempts while the store is unavailable
 STORE_TIMEOUT = 8.0  # seconds a transaction may take before its callers hear 503
 MAX_PENDING = 5000  # commands that may wait for the store; more are refused (503)
+BATCH_ATTEMPTS = 3  # saves of a whole batch before its commands are saved one by one
 
 
 class StoreUnavailable(PuaReginfoError):
@@ -205,6 +210,22 @@ class GroupCommitExecutor:
     # On the store thread -------------------------------------------------------------
 
     def _transaction(self, commands: list[Command]) -> list[Outcome]:
+        for attempt in range(BATCH_ATTEMPTS):
+            if attempt:
+                time.sleep(conflict_pause(attempt))
+            decided = self._decide(commands)
+            if decided is None:
+                break
+            uow, outcomes = decided
+            try:
+                uow.commit()
+            except IntegrityError:  # another node wrote one of these AoRs first
+                continue
+            return outcomes
+        return self._one_by_one(commands)
+
+    def _decide(self, commands: list[Command]) -> tuple[UnitOfWork, list[Outcome]] | None:
+        """Every command applied in one unit of work; None if one must fail on its own."""
         uow = UnitOfWork(self.app, self.clock.now())
         outcomes = []
         for command in commands:
@@ -213,18 +234,14 @@ class GroupCommitExecutor:
                 outcomes.append(Outcome(execute(uow, command, self.default_expires)))
             except DomainError as error:
                 if uow.pending_count() != pending:
-                    return self._one_by_one(commands)
+                    return None
                 outcomes.append(Outcome(error=error))
             except STORE_DOWN:
                 raise
             except Exception:  # a bug must fail its own command, not the batch
                 log.exception("command failed: %r", command)
-                return self._one_by_one(commands)
-        try:
-            uow.commit()
-        except IntegrityError:
-            return self._one_by_one(commands)
-        return outcomes
+                return None
+        return uow, outcomes
 
     def _one_by_one(self, commands: list[Command]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -234,6 +251,9 @@ class GroupCommitExecutor:
                                      self.clock.now())
                 outcomes.append(Outcome(value))
             except DomainError as error:
+                outcomes.append(Outcome(error=error))
+            except StoreContended as error:
+                log.warning("command given up, its AoR stays contended: %r", command)
                 outcomes.append(Outcome(error=error))
             except STORE_DOWN as error:  # this one and the rest cannot be stored now
                 unavailable = StoreUnavailable(str(error))

@@ -21,6 +21,7 @@ from uuid import UUID
 from domain import Binding, RegisterRequest
 from domain.notify_rfc import NotifyResult
 from domain.reginfo import ReginfoDocument
+from infrastructure.application import StoreContended
 from infrastructure.bootstrap import Service
 from infrastructure.commands import (
     ApplyNotify,
@@ -90,13 +91,16 @@ class ExecutorPort:
         return await self._submit(ApplyNotify(document, context, require_subscription))
 
     async def _submit(self, command):
-        """Run a command; an unreachable store is 503 with Retry-After (RFC 3261 21.5.4),
-        so the UA retries or fails over to another registrar."""
+        """Run a command; an unreachable store, or an AoR other nodes keep changing, is 503
+        with Retry-After (RFC 3261 21.5.4), so the UA retries or fails over to another
+        registrar."""
         try:
             return await self.executor.submit(command)
         except StoreUnavailable as error:
             retry_after = BUSY_RETRY_AFTER if isinstance(error, StoreBusy) else STORE_RETRY_AFTER
             raise ServiceUnavailable(str(error), retry_after=retry_after) from None
+        except StoreContended as error:
+            raise ServiceUnavailable(str(error), retry_after=error.retry_after) from None
 
 
 class Gateway:

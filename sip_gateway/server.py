@@ -33,6 +33,7 @@ from sip_gateway.sip import (
 )
 
 log = logging.getLogger("pua_reginfo.sip")
+INTERNAL_ERROR = "internal error; the server log has the details"  # no internals on the wire
 Send = Callable[[bytes, tuple[str, int]], None]
 _SALVAGE_LINE = re.compile(r"^([A-Za-z-]+)[ \t]*:[ \t]*(.*?)\s*$")
 _COMPACT = {"v": "Via", "f": "From", "t": "To", "i": "Call-ID"}
@@ -118,7 +119,7 @@ class SipCore:
             log.exception("handler failed")
             aor = "-"
             try:
-                response = response_for_error(request, _ServerError(str(error)))
+                response = response_for_error(request, _ServerError(INTERNAL_ERROR))
             except Exception:
                 log.exception("no response could be built; transaction dropped")
                 self.transactions.transport_error(key)
