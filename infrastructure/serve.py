@@ -254,8 +254,7 @@ class Gateway:
                 closer.close()  # no new TCP connections
         await self.core.drain()  # from here on a request gets 503; the UDP sockets stay
         # open until the last PUBLISH and SUBSCRIBE had their answers, which arrive there
-        for task in list(self.tcp.connections):
-            task.cancel()
+        await self.tcp.close()
         if self.keeper is not None:
             for task in self.tasks:
                 if task.get_name() == "subscription-keeper":

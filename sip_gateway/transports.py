@@ -68,14 +68,28 @@ class TcpServer:
     def __init__(self, core: SipCore, limits: TcpLimits | None = None):
         self.core = core
         self.limits = limits or TcpLimits()
-        self.connections: set[asyncio.Task] = set()
+        self.connections: dict[asyncio.Task, asyncio.StreamWriter] = {}
+
+    async def close(self, grace: float = 2.0) -> None:
+        """Close every connection and let its handler end by itself (a cancelled handler
+        task makes asyncio's stream protocol log a traceback); cancel only a straggler."""
+        handlers = dict(self.connections)
+        for writer in handlers.values():
+            writer.close()
+        if not handlers:
+            return
+        _, late = await asyncio.wait(list(handlers), timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=grace)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.connections) >= self.limits.max_connections:
             writer.close()
             return
         task = asyncio.current_task()
-        self.connections.add(task)
+        self.connections[task] = writer
         peer = writer.get_extra_info("peername")[:2]
         local = writer.get_extra_info("sockname")[:2]
         arrival = Arrival((peer[0], peer[1]), "tcp", (local[0], local[1]))
@@ -123,12 +137,14 @@ class TcpServer:
                 await writer.drain()
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            pass  # shutdown: end like a closed connection (see close())
         finally:
-            self.connections.discard(task)
+            self.connections.pop(task, None)
             writer.close()
             try:
                 await writer.wait_closed()
-            except (ConnectionError, OSError):
+            except (ConnectionError, OSError, asyncio.CancelledError):
                 pass
 
 

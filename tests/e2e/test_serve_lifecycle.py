@@ -154,3 +154,31 @@ def test_overload_is_refused_with_503_and_nothing_refused_is_stored(gateways, sq
     rows = json.loads(gateway.cli("query", "--json").stdout)
     assert {f"burst{r['aor'].split(':')[1].split('@')[0][1:]}@test" for r in rows} == stored
     assert gateway.stop() == 0
+
+
+def test_sigterm_with_tcp_clients_connected_closes_them_quietly(gateways, sqlite_url):
+    """Open TCP connections (idle, mid-message, and one that just registered) are closed
+    at shutdown without a traceback or an ERROR line in the log."""
+    gateway = gateways.start(sqlite_url)
+    clients = []
+    try:
+        for n in range(12):
+            client = socket.create_connection((HOST, gateway.port), timeout=5)
+            clients.append(client)
+            if n % 3 == 1:
+                client.sendall(b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/TCP ")  # partial
+            elif n % 3 == 2:
+                client.sendall(register_bytes(gateway.port, n).replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP"))
+                assert client.recv(65535).startswith(b"SIP/2.0 200 OK")
+        time.sleep(0.3)  # every connection is being served
+        assert gateway.stop() == 0
+        for client in clients:  # the server closed its end
+            client.settimeout(5)
+            while client.recv(65535):
+                pass
+    finally:
+        for client in clients:
+            client.close()
+    log = gateway.log()
+    assert "stopped" in log
+    assert "Traceback" not in log and "ERROR" not in log and "Exception in callback" not in log
