@@ -104,9 +104,32 @@ class AddressOfRecord(BaseAggregate[UUID]):
 
     # Commands ------------------------------------------------------------------------
 
+    def is_applied(self, request: RegisterRequest, now: float) -> bool:
+        """Whether `request` is the REGISTER that made the bindings it names: the same
+        Call-ID and CSeq (RFC 3261 8.1.1.4-5: the same request), every binding it would
+        make live with them, none it would remove left. A retransmission the transaction
+        layer no longer knows (it arrived after a restart) is answered, not refused."""
+        if request.wildcard or not request.contacts:
+            return False
+        live = {b.key: b for b in self.live_bindings(now)}
+        made = 0
+        for update in request.contacts:
+            binding = live.get(update.key)
+            if update.expires == 0:
+                if binding is not None:
+                    return False
+                continue
+            if binding is None or (binding.callid, binding.cseq) != (request.callid, request.cseq):
+                return False
+            made += 1
+        return made > 0
+
     def register(self, request: RegisterRequest, node: str, now: float,
                  max_bindings: int | None = None) -> None:
-        """Apply a REGISTER's Contact list atomically (RFC 3261 10.3 steps 6-8)."""
+        """Apply a REGISTER's Contact list atomically (RFC 3261 10.3 steps 6-8); a request
+        already applied (`is_applied`) changes nothing."""
+        if self.is_applied(request, now):
+            return
         live = {b.key: b for b in self.live_bindings(now)}
         if request.wildcard:
             if request.contacts:

@@ -22,9 +22,8 @@ class InvalidRequest(DomainError):
 
 
 class OutOfOrderRequest(DomainError):
-    """Same Call-ID with a CSeq not above the stored one (RFC 3261 10.3 step 7)."""
-
-    sip_status = 500
+    """Same Call-ID with a CSeq not above the stored one (RFC 3261 10.3 step 7: the
+    request fails; 400 as registrars answer it, e.g. Kamailio's "Invalid CSeq")."""
 
 
 class IllegalTransition(DomainError):

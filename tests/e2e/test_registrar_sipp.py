@@ -230,7 +230,7 @@ def test_contact_star_removes_every_binding(gateways, sqlite_url, sipp, tmp_path
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_out_of_order_cseq_is_refused(gateways, sqlite_url, sipp, tmp_path, transport):
-    """CSeq 5, then CSeq 4 (Expires 300) on the same Call-ID -> 500; the binding is unchanged."""
+    """CSeq 5, then CSeq 4 (Expires 300) on the same Call-ID -> 400; the binding is unchanged."""
     gateway = gateways.start(sqlite_url)
     run = run_sipp(sipp, gateway, tmp_path, "out-of-order-cseq.xml", transport,
                    user_for("cseq", transport))

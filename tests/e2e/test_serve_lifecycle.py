@@ -182,3 +182,31 @@ def test_sigterm_with_tcp_clients_connected_closes_them_quietly(gateways, sqlite
     log = gateway.log()
     assert "stopped" in log
     assert "Traceback" not in log and "ERROR" not in log and "Exception in callback" not in log
+
+
+def test_a_register_retransmitted_after_a_crash_gets_its_200_and_a_stale_one_a_400(
+        gateways, sqlite_url):
+    """The REGISTER was committed, then serve died (SIGKILL): the UA's retransmission
+    reaches a new process whose transaction layer never saw it. It is the same request
+    (Call-ID, CSeq, Contact), so it gets the 200 with the binding, and nothing is recorded
+    twice; a genuinely older CSeq gets 400, never a 5xx."""
+    first = gateways.start(sqlite_url)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.sendto(register_bytes(first.port, 7), (HOST, first.port))
+        assert sock.recv(65535).startswith(b"SIP/2.0 200 OK")
+    first.process.kill()
+    first.process.wait(timeout=10)
+    second = gateways.start(sqlite_url)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.sendto(register_bytes(second.port, 7), (HOST, second.port))
+        again = sock.recv(65535)
+        sock.sendto(register_bytes(second.port, 6, branch="b2"), (HOST, second.port))
+        stale = sock.recv(65535)
+    assert again.startswith(b"SIP/2.0 200 OK")
+    assert f"Contact: <sip:alice@{HOST}:5999>;expires=".encode() in again
+    assert stale.startswith(b"SIP/2.0 400") and b"CSeq 6 is not above 7" in stale
+    events = json.loads(second.cli("audit", "alice@example.com", "--json").stdout)
+    assert [e["event"] for e in events].count("registered") == 1
+    assert not [e for e in events if e["event"] == "refreshed"]

@@ -52,11 +52,44 @@ def test_same_call_id_with_a_lower_or_equal_cseq_is_out_of_order_and_changes_not
     aor.register(register("c1", 5, ("sip:alice@10.0.0.1", 3600)), NODE, T0)
     aor.collect_events()
     for cseq in (5, 4):
-        with pytest.raises(OutOfOrderRequest, match="CSeq"):
+        with pytest.raises(OutOfOrderRequest, match="CSeq") as refused:
             aor.register(register("c1", cseq, ("sip:alice@10.0.0.1", 0),
                                   ("sip:alice@10.0.0.2", 60)), NODE, T0 + 1)
+        assert refused.value.sip_status == 400
     assert names(aor) == []
     assert [b.contact for b in aor.live_bindings(T0 + 1)] == ["sip:alice@10.0.0.1"]
+
+
+def test_the_request_already_applied_again_changes_nothing_and_is_answered():
+    """A retransmission that outlived its server transaction (a restart between the
+    commit and the 200): same Call-ID, CSeq and Contacts as the request that made the
+    bindings. It is the same request, so it is answered with the bindings, not refused."""
+    aor = new_aor()
+    aor.register(register("c1", 5, ("sip:alice@10.0.0.1", 3600), ("sip:alice@10.0.0.2", 60)),
+                 NODE, T0)
+    aor.register(register("c1", 6, ("sip:alice@10.0.0.1", 3600), ("sip:alice@10.0.0.2", 0)),
+                 NODE, T0 + 1)
+    aor.collect_events()
+    again = register("c1", 6, ("sip:alice@10.0.0.1", 3600), ("sip:alice@10.0.0.2", 0))
+    assert aor.is_applied(again, T0 + 2)
+    aor.register(again, NODE, T0 + 2)
+    assert names(aor) == []
+    [binding] = aor.live_bindings(T0 + 2)
+    assert (binding.contact, binding.cseq, binding.expires) == ("sip:alice@10.0.0.1", 6, T0 + 3601)
+
+
+def test_the_same_cseq_with_another_contact_set_is_out_of_order_with_a_400():
+    aor = new_aor()
+    aor.register(register("c1", 5, ("sip:alice@10.0.0.1", 3600)), NODE, T0)
+    aor.collect_events()
+    for contacts in ((("sip:alice@10.0.0.1", 3600), ("sip:alice@10.0.0.3", 3600)),
+                     (("sip:alice@10.0.0.1", 0),)):
+        request = register("c1", 5, *contacts)
+        assert not aor.is_applied(request, T0 + 1)
+        with pytest.raises(OutOfOrderRequest) as refused:
+            aor.register(request, NODE, T0 + 1)
+        assert refused.value.sip_status == 400
+    assert names(aor) == []
 
 
 def test_a_different_call_id_updates_the_binding_whatever_its_cseq():
