@@ -10,6 +10,9 @@ new one, never a view being filled. A runner that read its batch before the swap
 the position moved and reads again; a swap that finds the live view ahead catches up and
 tries again, and after `SWAP_ATTEMPTS` it swaps in anyway and leaves the difference to
 the runners (applying a batch again is idempotent: every row carries the binding's state).
+A swap that cannot get the live table within its lock timeout (a client holding a long
+transaction on it) changes nothing and is tried again; if that goes on the rebuild stops
+with RebuildIncomplete and the live view stays as it was.
 Two rebuilds at once must be prevented by the caller (infrastructure holds a store lock).
 """
 
@@ -20,20 +23,31 @@ from typing import Any
 
 from eventsourcing.application import Application
 
+from domain import PuaReginfoError
 from projections.catch_up import catch_up
 from projections.usrloc.projection import UsrlocProjection
-from projections.usrloc.view import LocationView
+from projections.usrloc.view import LocationView, SwapBlocked
 
 SWAP_ATTEMPTS = 20
 
 
+class RebuildIncomplete(PuaReginfoError):
+    """The rebuilt view could not be swapped in; the live view is unchanged."""
+
+
 def rebuild_usrloc(app: Application[Any], view: LocationView,
-            progress: Callable[[int], None] | None = None) -> int:
+                   progress: Callable[[int], None] | None = None) -> int:
     """Build the view again from the whole log and swap it in; returns events applied."""
     built = UsrlocProjection(view.beside())
     applied = catch_up(app, built, progress=progress)
+    blocked = None
     for attempt in range(1, SWAP_ATTEMPTS + 1):
-        if view.swap_in(built.view, app.name, behind_ok=attempt == SWAP_ATTEMPTS):
-            return applied
+        try:
+            if view.swap_in(built.view, app.name, behind_ok=attempt == SWAP_ATTEMPTS):
+                return applied
+        except SwapBlocked as error:
+            blocked = error
         applied += catch_up(app, built, progress=progress)
-    raise AssertionError("unreachable: the last attempt swaps in regardless")
+    raise RebuildIncomplete(f"the rebuilt usrloc view could not be swapped in: the live "
+                            f"view stayed locked by another transaction ({blocked}); "
+                            "the live view is unchanged")

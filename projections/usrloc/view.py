@@ -15,7 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
+from eventsourcing.persistence import (
+    IntegrityError,
+    OperationalError,
+    Tracking,
+    TrackingRecorder,
+)
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
@@ -24,6 +29,7 @@ from projections.usrloc.row import COLUMNS, LocationRow
 LOCATION = "usrloc_location"
 TRACKING = "usrloc_tracking"
 BESIDE = "_next"  # suffix of the tables a rebuild fills before swapping them in
+SWAP_LOCK_TIMEOUT = 2  # seconds a swap may wait for the live table (readers, runners)
 
 _LOCATION_DDL = (
     "CREATE TABLE IF NOT EXISTS {location} ("
@@ -145,11 +151,15 @@ class LocationView(TrackingRecorder):
         The live tracking row is locked first (the lock every runner's write takes), so
         no batch lands meanwhile. A view built up to a position before the live one is
         swapped in only if `behind_ok` (then the runners apply the difference again, which
-        is idempotent); otherwise nothing changes and False is returned.
+        is idempotent); otherwise nothing changes and False is returned. On PostgreSQL
+        the swap waits at most SWAP_LOCK_TIMEOUT for the table (a reader holding a long
+        transaction open): SwapBlocked then, with nothing changed.
         """
         built_at = built.max_tracking_id(application_name) or 0
         try:
             with self.datastore.transaction(commit=True) as cursor:
+                if self.postgres:
+                    cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}s'")
                 cursor.execute(self._hold, (application_name,))
                 live_at = cursor.fetchone()["notification_id"]
                 if built_at < live_at and not behind_ok:
@@ -166,6 +176,8 @@ class LocationView(TrackingRecorder):
                 cursor.execute(f"DROP TABLE {built.tracking}")
         except _Behind:
             return False
+        except OperationalError as error:
+            raise SwapBlocked(_first_line(error)) from None
         return True
 
     # Reads ---------------------------------------------------------------------------
@@ -204,3 +216,12 @@ class LocationView(TrackingRecorder):
 
 class _Behind(Exception):
     """The live view moved past the one built beside it: swap later."""
+
+
+class SwapBlocked(Exception):
+    """The live view stayed locked (a long transaction on it) and could not be swapped."""
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import threading
 
+import psycopg
+import pytest
+
+from projections.usrloc import rebuild as rebuild_module
+from projections.usrloc import view as view_module
+from projections.usrloc.rebuild import RebuildIncomplete
 from tests.support import open_test_service, register
 
 T0 = 1_900_000_000.0
@@ -88,3 +94,26 @@ def test_rebuilds_while_a_node_registers_lose_nothing_and_readers_never_see_a_pa
         assert len(live) == QUIET_AORS + min(registered[0], 100)
     finally:
         final.close()
+
+
+@pytest.mark.postgres
+def test_a_reader_holding_the_view_makes_the_rebuild_stop_cleanly_not_hang(postgres_url,
+                                                                            monkeypatch):
+    monkeypatch.setattr(rebuild_module, "SWAP_ATTEMPTS", 2)
+    monkeypatch.setattr(view_module, "SWAP_LOCK_TIMEOUT", 1)
+    service = open_test_service(postgres_url)
+    try:
+        service.app.register("sip:alice@example.com", register("c1", 1, ("sip:a@10.0.0.1", 3600)),
+                             T0)
+        service.catch_up()
+        before = service.view.rows()
+        with psycopg.connect(postgres_url) as reader:  # a transaction left open on the view
+            reader.execute("SELECT COUNT(*) FROM usrloc_location").fetchone()
+            with pytest.raises(RebuildIncomplete, match="stayed locked"):
+                service.rebuild()
+            assert reader.execute("SELECT COUNT(*) FROM usrloc_location").fetchone() == (1,)
+        assert service.view.rows() == before
+        service.rebuild()  # the reader is gone
+        assert service.view.rows() == before
+    finally:
+        service.close()
