@@ -28,7 +28,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 
 from bench.register_load import HOST, RegisterLoad, Ua, check_acknowledged, median  # noqa: E402
+from bench.serve_sipp import free_port, options_answered  # noqa: E402
 from bench.stores import empty_store  # noqa: E402
 
 
@@ -102,26 +102,6 @@ def view_rows(store_url: str) -> list[dict]:
     if result.returncode != 0:
         raise SystemExit(f"query failed: {result.stderr}")
     return json.loads(result.stdout)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def options_answered(port: int) -> bool:
-    branch = uuid.uuid4().hex
-    message = (f"OPTIONS sip:{HOST}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {HOST}:9;branch=z9hG4bK{branch};rport\r\n"
-               f"From: <sip:probe@{HOST}>;tag=p\r\nTo: <sip:{HOST}>\r\nCall-ID: {branch}\r\n"
-               "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.3)
-        sock.sendto(message, (HOST, port))
-        try:
-            return sock.recv(65535).startswith(b"SIP/2.0 200")
-        except OSError:
-            return False
 
 
 def uas_for(node: Node, users: list[str], tag: str) -> list[Ua]:
