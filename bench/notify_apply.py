@@ -23,7 +23,7 @@ from domain.reginfo import ContactInfo, ReginfoDocument, RegistrationInfo  # noq
 from infrastructure.bootstrap import open_service  # noqa: E402
 from infrastructure.notifications import NotifyContext, apply_document  # noqa: E402
 from infrastructure.settings import load_settings  # noqa: E402
-from sip_gateway.notify_intake import intake_notify  # noqa: E402
+from sip_gateway.server.notify_intake import intake_notify  # noqa: E402
 from sip_gateway.reginfo import build_reginfo  # noqa: E402
 
 

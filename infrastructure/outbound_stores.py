@@ -17,7 +17,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from domain.resource_subscription import REQUEST_TOPICS, DialogState, ResourceSubscription
 from infrastructure.commands import RecordSubscriber
-from sip_gateway.subscription_keeper import WantedSubscription
+from sip_gateway.client.subscription_keeper import WantedSubscription
 
 InStore = Callable[..., Awaitable[Any]]
 PAGE = 500

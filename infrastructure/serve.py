@@ -37,17 +37,17 @@ from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInS
 from infrastructure.settings import SettingsError
 from infrastructure.store import StoreUrl
 from sip_gateway.errors import ServiceUnavailable
-from sip_gateway.handlers import Arrival, GatewayPolicy, RequestHandler
-from sip_gateway.outbound import Hop, Outbound, next_hop
-from sip_gateway.publisher_client import PublisherClient
-from sip_gateway.peers import TrustedPeers
-from sip_gateway.registrar import RegistrarPolicy
-from sip_gateway.server import SipCore
+from sip_gateway.server.handlers import Arrival, GatewayPolicy, RequestHandler
+from sip_gateway.client.outbound import Hop, Outbound, next_hop
+from sip_gateway.client.publisher_client import PublisherClient
+from sip_gateway.server.peers import TrustedPeers
+from sip_gateway.server.registrar import RegistrarPolicy
+from sip_gateway.server.core import SipCore
 from sip_gateway.sip import ServerTransactionLayer
-from sip_gateway.stream_links import StreamLinks
-from sip_gateway.subscriber import DEFAULT_EXPIRES
-from sip_gateway.subscription_keeper import SubscriptionKeeper
-from sip_gateway.transports import TcpLimits, start_listeners
+from sip_gateway.transport.stream_links import StreamLinks
+from sip_gateway.client.subscriber import DEFAULT_EXPIRES
+from sip_gateway.client.subscription_keeper import SubscriptionKeeper
+from sip_gateway.transport.listeners import TcpLimits, start_listeners
 
 log = logging.getLogger("pua_reginfo.serve")
 SWEEP_INTERVAL = 1.0

@@ -11,7 +11,7 @@ from domain.notify_rfc import NotifyResult
 from infrastructure.cli.options import service_from, store_options
 from infrastructure.notifications import DEFAULT_SUBSCRIPTION, MODES, NotifyContext, apply_document
 from sip_gateway.errors import PeerError
-from sip_gateway.notify_intake import intake_notify
+from sip_gateway.server.notify_intake import intake_notify
 
 MAX_INPUT = 16 * 1024 * 1024
 

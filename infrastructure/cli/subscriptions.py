@@ -14,7 +14,7 @@ import click
 from infrastructure.cli.options import service_from, store_options
 from infrastructure.commands import RequestSubscription, WithdrawSubscription, execute
 from infrastructure.status import service_status
-from sip_gateway.subscriber import DEFAULT_EXPIRES
+from sip_gateway.client.subscriber import DEFAULT_EXPIRES
 
 
 @click.command()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sip_gateway.transports import parse_listen
+from sip_gateway.transport.listeners import parse_listen
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"

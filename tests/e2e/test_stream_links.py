@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 
-from sip_gateway.outbound import Hop, Outbound
+from sip_gateway.client.outbound import Hop, Outbound
 from sip_gateway.sip import SipRequest, SipResponse, StreamFramer, parse_message
-from sip_gateway.stream_links import StreamLinks
+from sip_gateway.transport.stream_links import StreamLinks
 
 HOST = "127.0.0.1"
 

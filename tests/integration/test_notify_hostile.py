@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from infrastructure.notifications import NotifyContext, apply_document
 from sip_gateway.errors import PeerError
-from sip_gateway.notify_intake import intake_notify
+from sip_gateway.server.notify_intake import intake_notify
 from tests.support import open_test_service
 
 VALID = (b'<?xml version="1.0"?><reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="0" '

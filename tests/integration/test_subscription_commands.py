@@ -36,7 +36,7 @@ from infrastructure.commands import (
 from infrastructure.outbound_stores import SubscriptionsInStore
 from infrastructure.settings import load_settings
 from infrastructure.status import service_status
-from sip_gateway.subscription_keeper import WantedSubscription
+from sip_gateway.client.subscription_keeper import WantedSubscription
 from tests.support import FakeClock, register
 
 BOB = "sip:bob@example.com"

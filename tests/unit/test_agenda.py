@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sip_gateway.agenda import Agenda
+from sip_gateway.client.agenda import Agenda
 
 
 def test_marked_resources_come_once_each_in_the_order_marked():

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from sip_gateway.outbound import Hop, Outbound, next_hop
+from sip_gateway.client.outbound import Hop, Outbound, next_hop
 from sip_gateway.sip import SipRequest, SipResponse, TimerValues, parse_message
 from tests.unit.sip_fakes import FakeClock
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from sip_gateway.publication import (
+from sip_gateway.client.publication import (
     FAILED_WAITING,
     PUBLICATION_MACHINE,
     PUBLISHED,
@@ -19,7 +19,7 @@ from sip_gateway.publication import (
     Backoff,
     Publication,
 )
-from sip_gateway.publication_request import (
+from sip_gateway.client.publication_request import (
     PublicationMisuse,
     PublishKind,
     PublishPlan,

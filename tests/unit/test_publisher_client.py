@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from sip_gateway.outbound import Hop
-from sip_gateway.publication import Publication
-from sip_gateway.publisher_client import PublisherClient
+from sip_gateway.client.outbound import Hop
+from sip_gateway.client.publication import Publication
+from sip_gateway.client.publisher_client import PublisherClient
 from sip_gateway.sip import CSeq, SipRequest, Via
 from tests.unit.sip_fakes import T0, FakeClock, FakeOutbound, answer
 ALICE, BOB = "sip:alice@example.com", "sip:bob@example.com"

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from domain import Binding, ContactUpdate
 from infrastructure.settings import load_settings
 from sip_gateway.errors import Forbidden, IntervalTooBrief, MalformedMessage, PeerError
-from sip_gateway.registrar import RegisterCommand, RegistrarPolicy, read_register, register_ok
-from sip_gateway.responses import response_for_error, to_tag_for
+from sip_gateway.server.registrar import RegisterCommand, RegistrarPolicy, read_register, register_ok
+from sip_gateway.server.responses import response_for_error, to_tag_for
 from sip_gateway.sip import NameAddr, SipRequest, parse_message
 
 REGISTERS = Path(__file__).resolve().parents[1] / "fixtures/kamailio-5.6/messages/registers"

@@ -14,7 +14,7 @@ from sip_gateway.errors import (
     UnsupportedMediaType,
     VersionNotSupported,
 )
-from sip_gateway.responses import (
+from sip_gateway.server.responses import (
     REASON_PHRASES,
     make_response,
     reason_phrase,

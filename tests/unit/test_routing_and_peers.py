@@ -2,8 +2,8 @@
 
 import pytest
 
-from sip_gateway.peers import TrustedPeers
-from sip_gateway.routing import response_destination, stamp_via
+from sip_gateway.server.peers import TrustedPeers
+from sip_gateway.sip.routing import response_destination, stamp_via
 from sip_gateway.sip import Via
 
 

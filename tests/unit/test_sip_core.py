@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sip_gateway.handlers import Arrival
-from sip_gateway.server import SipCore
+from sip_gateway.server.handlers import Arrival
+from sip_gateway.server.core import SipCore
 from sip_gateway.sip import ServerTransactionLayer, SipResponse, parse_message
 
 REGISTER = (b"REGISTER sip:example.com SIP/2.0\r\n"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from domain.resource_subscription import DialogState
-from sip_gateway.outbound import Hop
+from sip_gateway.client.outbound import Hop
 from sip_gateway.sip import CSeq, NameAddr, SipRequest, parse_message
-from sip_gateway.subscription_keeper import SubscriptionKeeper, WantedSubscription
+from sip_gateway.client.subscription_keeper import SubscriptionKeeper, WantedSubscription
 from tests.unit.sip_fakes import T0, FakeClock, FakeOutbound
 from tests.unit.sip_fakes import answer as fake_answer
 BOB = "sip:bob@example.com"

@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 
 from sip_gateway.errors import PeerError
-from sip_gateway.handlers import Arrival
-from sip_gateway.server import SipCore
+from sip_gateway.server.handlers import Arrival
+from sip_gateway.server.core import SipCore
 from sip_gateway.sip import PONG, KeepAlive, StreamFramer
 
 log = logging.getLogger("pua_reginfo.transport")

@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from sip_gateway.backoff import Backoff
+from sip_gateway.client.backoff import Backoff
 from sip_gateway.errors import MalformedMessage
-from sip_gateway.publication_request import PublicationMisuse, PublishKind, PublishPlan
+from sip_gateway.client.publication_request import PublicationMisuse, PublishKind, PublishPlan
 from sip_gateway.sip.values import MAX_DELTA_SECONDS, ETag
 
 UNPUBLISHED, PUBLISHING, PUBLISHED = "unpublished", "publishing", "published"

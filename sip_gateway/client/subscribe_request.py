@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from domain.uri import SipUri, parse_uri
-from sip_gateway.backoff import Backoff
+from sip_gateway.client.backoff import Backoff
 from sip_gateway.errors import MalformedMessage
 from sip_gateway.sip import Headers, NameAddr, SipRequest
 from sip_gateway.sip.values import REGINFO

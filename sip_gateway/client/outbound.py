@@ -31,7 +31,7 @@ from sip_gateway.sip.client_transaction import (
     client_key,
 )
 from sip_gateway.sip.timers import TimerValues
-from sip_gateway.stream_links import StreamLinks
+from sip_gateway.transport.stream_links import StreamLinks
 
 log = logging.getLogger("pua_reginfo.outbound")
 Address = tuple[str, int]

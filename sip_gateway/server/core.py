@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 from domain import PuaReginfoError
 from sip_gateway.errors import MethodNotAllowed, PeerError, ServiceUnavailable
-from sip_gateway.handlers import ALLOWED, Arrival, RequestHandler
-from sip_gateway.responses import response_for_error
-from sip_gateway.routing import response_destination, stamp_via
+from sip_gateway.server.handlers import ALLOWED, Arrival, RequestHandler
+from sip_gateway.server.responses import response_for_error
+from sip_gateway.sip.routing import response_destination, stamp_via
 from sip_gateway.sip import (
     Disposition,
     Headers,

@@ -13,11 +13,11 @@ from typing import Protocol
 
 from domain import PuaReginfoError
 from sip_gateway.errors import Forbidden, MethodNotAllowed, PeerError, UnknownSubscription
-from sip_gateway.notify_intake import intake_request
-from sip_gateway.peers import TrustedPeers
-from sip_gateway.ports import RegistrationPort
-from sip_gateway.registrar import RegistrarPolicy, read_register, register_ok
-from sip_gateway.responses import make_response, response_for_error, to_tag_for, warning
+from sip_gateway.server.notify_intake import intake_request
+from sip_gateway.server.peers import TrustedPeers
+from sip_gateway.server.ports import RegistrationPort
+from sip_gateway.server.registrar import RegistrarPolicy, read_register, register_ok
+from sip_gateway.server.responses import make_response, response_for_error, to_tag_for, warning
 from sip_gateway.sip import NameAddr, SipRequest, SipResponse
 from sip_gateway.sip.values import REGINFO
 

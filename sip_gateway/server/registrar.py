@@ -25,7 +25,7 @@ from domain.binding import Binding, ContactUpdate, RegisterRequest
 from domain.errors import InvalidUri
 from domain.uri import SipUri, parse_uri
 from sip_gateway.errors import Forbidden, IntervalTooBrief, MalformedMessage
-from sip_gateway.responses import make_response
+from sip_gateway.server.responses import make_response
 from sip_gateway.sip import CSeq, NameAddr, SipRequest, SipResponse, parse_delta_seconds
 from sip_gateway.sip.grammar import QUOTED_STRING, is_token, quote, show, unquote
 

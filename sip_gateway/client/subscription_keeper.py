@@ -23,12 +23,12 @@ from typing import Protocol
 
 from domain.resource_subscription import DialogState
 from sip_gateway.errors import MalformedMessage
-from sip_gateway.agenda import Agenda
-from sip_gateway.outbound import Hop, Outbound, next_hop
+from sip_gateway.client.agenda import Agenda
+from sip_gateway.client.outbound import Hop, Outbound, next_hop
 from sip_gateway.sip import NameAddr, SipRequest, SipResponse, SubscriptionState
 from sip_gateway.sip.values import parse_delta_seconds
-from sip_gateway.subscribe_request import SubscribePlan, build_subscribe
-from sip_gateway.subscriber import TERMINATED, SubscriberDialog
+from sip_gateway.client.subscribe_request import SubscribePlan, build_subscribe
+from sip_gateway.client.subscriber import TERMINATED, SubscriberDialog
 
 log = logging.getLogger("pua_reginfo.subscriber")
 TICK = 1.0

@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sip_gateway.agenda import Agenda
-from sip_gateway.outbound import Hop, Outbound
-from sip_gateway.publication import Publication
-from sip_gateway.publication_request import PublishKind, PublishPlan, build_publish, publish_response_fields
+from sip_gateway.client.agenda import Agenda
+from sip_gateway.client.outbound import Hop, Outbound
+from sip_gateway.client.publication import Publication
+from sip_gateway.client.publication_request import PublishKind, PublishPlan, build_publish, publish_response_fields
 from sip_gateway.sip import SipResponse
 
 log = logging.getLogger("pua_reginfo.publisher")

@@ -34,7 +34,7 @@ from domain import PuaReginfoError
 from domain.resource_subscription import DialogState
 from sip_gateway.sip import SubscriptionState, TimerValues
 from sip_gateway.sip.grammar import is_token
-from sip_gateway.subscribe_request import (
+from sip_gateway.client.subscribe_request import (
     INITIAL,
     REFRESH,
     SUBSCRIBE_BACKOFF,
