@@ -1,26 +1,50 @@
-"""The composition root: settings in, a wired Service out.
+"""The composition root: settings in, a wired Service (the store side) and Gateway (the
+network side) out, every object built once, in dependency order.
 
 Opening a service creates the tables it needs (once per store, see infrastructure.schema)
 and catches every projection up, so any command, run after a crash between an event
-commit and a view update, first repairs the view.
+commit and a view update, first repairs the view. `build_gateway` wires `serve` from the
+bottom up: the sockets (bound later, when the gateway starts), the outbound client
+transactions over them, the PUBLISH client and the subscription keeper over those, the
+request handler over the executor, and the SIP core on top, which every socket delivers
+to once started.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
 
+import time
+
 from infrastructure.application import Registrations
 from infrastructure.clock import Clock, SystemClock
+from infrastructure.executor import GroupCommitExecutor
+from infrastructure.gateway_port import ExecutorPort
+from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
 from infrastructure.schema import ensure_schema
-from infrastructure.settings import Settings
+from infrastructure.serve import Gateway
+from infrastructure.settings import Settings, SettingsError
 from infrastructure.store import StoreError, StoreUrl, probe
 from infrastructure.store_locks import REBUILD, store_lock
 from projections import LocationView, UsrlocProjection, catch_up, rebuild_usrloc
 from projections.publisher import Composer, PublisherProjection, PublisherView, stored_history
+from sip_gateway.client.outbound import Hop, Outbound, next_hop
+from sip_gateway.client.publisher_client import PublisherClient
+from sip_gateway.client.subscription_keeper import SubscriptionKeeper
+from sip_gateway.server.core import SipCore
+from sip_gateway.server.handlers import GatewayPolicy, RequestHandler
+from sip_gateway.server.peers import TrustedPeers
+from sip_gateway.server.registrar import RegistrarPolicy
+from sip_gateway.sip import ServerTransactionLayer
+from sip_gateway.transport import TcpLimits, Transports
+
+log = logging.getLogger("pua_reginfo.serve")
 
 
 @dataclass
@@ -86,6 +110,76 @@ def open_service(settings: Settings, clock: Clock | None = None, catch_up_views:
     except PersistenceError as error:
         raise StoreError(f"cannot open store {store.display}: {_reason(error)}") from None
     return service
+
+
+def build_gateway(service: Service) -> Gateway:
+    """Everything `serve` runs, wired from the sockets up; nothing is bound or started."""
+    settings, clock = service.settings, service.clock.now
+    reginfo, listen = settings.reginfo, settings.listen
+    hop = proxy_hop(reginfo.outbound_proxy, listen)
+    executor = GroupCommitExecutor(service.app, service.clock,
+                                   default_expires=settings.registrar.default_expires,
+                                   store_timeout=settings.store.timeout,
+                                   max_pending=settings.store.max_pending)
+    transports = Transports(listen.udp, listen.tcp,
+                            TcpLimits(idle_timeout=listen.tcp_idle_timeout,
+                                      header_timeout=listen.tcp_header_timeout,
+                                      max_connections=listen.tcp_max_connections),
+                            toward=hop.address if hop is not None else None)
+    outbound = Outbound(transports)
+
+    async def in_store(job, *args):
+        return await asyncio.get_running_loop().run_in_executor(executor.store_thread, job, *args)
+
+    publisher = None
+    if reginfo.publish_reginfo and hop is None:
+        log.warning("publish_reginfo is on but [reginfo] outbound_proxy is not set: "
+                    "nothing is published")
+    elif reginfo.publish_reginfo:
+        outbox = PublicationsInStore(service.publisher.view, service.publisher.node, in_store,
+                                     clock)
+        publisher = PublisherClient(outbox, outbound, proxy=reginfo.outbound_proxy,
+                                    proxy_hop=hop, clock=clock)
+    keeper = None
+    if reginfo.server_address:
+        keeper = SubscriptionKeeper(SubscriptionsInStore(service.app, executor.submit, in_store),
+                                    outbound, subscriber=reginfo.server_address,
+                                    proxy=reginfo.outbound_proxy, proxy_hop=hop, clock=clock)
+    port = ExecutorPort(executor, max_bindings=settings.registrar.max_contacts or None,
+                        subscribe_on_register=reginfo.subscribe_on_register and keeper is not None)
+    policy = GatewayPolicy(
+        registrar=registrar_policy(settings),
+        trusted=TrustedPeers(settings.security.trusted),
+        notify_mode=settings.notify.mode,
+        notify_reply_code=settings.notify.reply_code,
+        accept_unsolicited_notify=settings.notify.accept_unsolicited_notify,
+    )
+    handler = RequestHandler(port, policy, clock, keeper)
+    core = SipCore(handler, ServerTransactionLayer(), time.monotonic, client=outbound)
+    return Gateway(service, executor, transports, core, outbound, publisher, keeper)
+
+
+def registrar_policy(settings: Settings) -> RegistrarPolicy:
+    """The registrar's domains (default: the default domain, or any) and expiry limits."""
+    registrar, default_domain = settings.registrar, settings.reginfo.default_domain
+    domains = registrar.domains or ((default_domain,) if default_domain else ())
+    return RegistrarPolicy(tuple(domains), registrar.min_expires, registrar.max_expires,
+                           registrar.default_expires)
+
+
+def proxy_hop(proxy: str | None, listen) -> Hop | None:
+    """The outbound proxy's next hop; a TCP one needs a TCP listener for our Via."""
+    if proxy is None:
+        return None
+    try:
+        hop = next_hop(proxy)
+    except ValueError as error:
+        raise SettingsError(f"[reginfo] outbound_proxy: {error}") from None
+    if not (listen.tcp if hop.transport == "tcp" else listen.udp):
+        raise SettingsError(f"[reginfo] outbound_proxy {proxy} is reached over "
+                            f"{hop.transport.upper()}: [listen] {hop.transport} needs an "
+                            "address to send from and to take the answers")
+    return hop
 
 
 def _reason(error: BaseException) -> str:

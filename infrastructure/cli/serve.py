@@ -10,7 +10,7 @@ import click
 
 from domain import PuaReginfoError
 from infrastructure.cli.options import service_from, store_options
-from infrastructure.serve import serve as run_gateway
+from infrastructure.bootstrap import Service, build_gateway
 
 
 @click.command()
@@ -31,6 +31,10 @@ def serve(udp: tuple[str, ...], tcp: tuple[str, ...], log_level: str, store_url:
         listen["tcp"] = list(tcp)
     with service_from(store_url, config_file, listen=listen) as service:
         try:
-            asyncio.run(run_gateway(service))
+            asyncio.run(_serve(service))
         except OSError as error:
             raise PuaReginfoError(f"cannot listen: {error.strerror or error}") from None
+
+
+async def _serve(service: Service) -> None:
+    await build_gateway(service).run()

@@ -3,11 +3,11 @@
 A thin asyncio shell around the sans-IO ClientTransactionLayer: `request` starts a
 transaction toward a `Hop` (address and transport) and resolves with the final response,
 or None when Timer F fired or the request could not be sent (the caller treats that as
-408, RFC 3261 8.1.3.1). UDP requests leave from the socket the gateway listens on (so
-responses come back to it, RFC 3261 18.1.1 and the Via we stamp); the gateway hands every
-response received there to `on_response`, and Timer E retransmits them. TCP requests go
-over `StreamLinks` (one reused connection per next hop; no retransmissions, RFC 3261
-17.1.2.2); a connection that is lost ends its transactions at once.
+408, RFC 3261 8.1.3.1). The `ClientTransport` port sends: UDP requests leave from the
+socket the gateway listens on (so responses come back to it, RFC 3261 18.1.1 and the Via
+we stamp), and Timer E retransmits them; TCP requests go over one reused connection per
+next hop (no retransmissions, RFC 3261 17.1.2.2). The SIP core hands every response to
+`on_response`, and a lost connection to `on_lost`, which ends its transactions at once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from domain.uri import SipUri, parse_uri
 from sip_gateway.sip import SipRequest, SipResponse
@@ -31,12 +31,23 @@ from sip_gateway.sip.client_transaction import (
     client_key,
 )
 from sip_gateway.sip.timers import TimerValues
-from sip_gateway.transport.stream_links import StreamLinks
+from sip_gateway.transport import Address
 
 log = logging.getLogger("pua_reginfo.outbound")
-Address = tuple[str, int]
-Send = Callable[[bytes, Address], None]
 TRANSPORTS = ("udp", "tcp")
+
+
+class ClientTransport(Protocol):
+    """How requests we originate leave (the gateway's Transports)."""
+
+    def sent_by(self, transport: str) -> Address | None:
+        """Our Via sent-by over `transport`; None when we cannot send over it."""
+
+    def send_datagram(self, data: bytes, address: Address) -> None:
+        """Send over UDP; OSError when the socket is closed."""
+
+    async def send_stream(self, data: bytes, address: Address) -> None:
+        """Write on our TCP connection to `address` (opened on demand); OSError if lost."""
 
 
 class Hop(NamedTuple):
@@ -67,16 +78,12 @@ def next_hop(uri_text: str) -> Hop:
 
 
 class Outbound:
-    """Client transactions over the gateway's UDP socket and our TCP connections; one
-    future per request in flight. `local` is the UDP sent-by, `stream_local` the TCP one
-    (our TCP listener), each what the Via of a request over that transport carries."""
+    """Client transactions over the gateway's transports; one future per request in
+    flight."""
 
-    def __init__(self, send: Send | None, local: Address | None, *,
-                 streams: StreamLinks | None = None, stream_local: Address | None = None,
-                 timers: TimerValues | None = None,
+    def __init__(self, transport: ClientTransport, *, timers: TimerValues | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.send, self.local, self.clock = send, local, clock
-        self.streams, self.stream_local = streams, stream_local
+        self.transport, self.clock = transport, clock
         self.layer = ClientTransactionLayer(timers)
         self._waiting: dict[ClientKey, tuple[asyncio.Future, Hop]] = {}
         self._wakeup = asyncio.Event()
@@ -86,13 +93,11 @@ class Outbound:
 
     def reaches(self, hop: Hop) -> bool:
         """Whether requests can go over `hop`'s transport from here."""
-        if hop.transport == "tcp":
-            return self.streams is not None and self.stream_local is not None
-        return self.send is not None and self.local is not None
+        return self.transport.sent_by(hop.transport) is not None
 
     def sent_by(self, hop: Hop) -> Address:
         """The Via sent-by of a request over `hop` (RFC 3261 18.1.1)."""
-        local = self.stream_local if hop.transport == "tcp" else self.local
+        local = self.transport.sent_by(hop.transport)
         if local is None:
             raise ValueError(f"no {hop.transport} listener to send requests from")
         return local
@@ -108,9 +113,9 @@ class Outbound:
             if not self.reaches(hop):
                 raise OSError(f"no {hop.transport} transport for outbound requests")
             if reliable:
-                await self.streams.send(wire, hop.address)
+                await self.transport.send_stream(wire, hop.address)
             else:
-                self.send(wire, hop.address)
+                self.transport.send_datagram(wire, hop.address)
         except OSError as error:
             log.warning("%s to %s:%s/%s not sent: %s", request.method, *hop.address,
                         hop.transport, error)
@@ -128,7 +133,7 @@ class Outbound:
                 self._settle(self.layer.transport_error(key))
 
     def on_response(self, response: SipResponse) -> None:
-        """A response arrived on the gateway's socket: pass it to its transaction."""
+        """A response arrived on one of the gateway's sockets: pass it to its transaction."""
         result = self.layer.receive_response(response, self.clock())
         if result.disposition is ResponseDisposition.STRAY:
             log.debug("stray response %s dropped", response.status)
@@ -154,9 +159,9 @@ class Outbound:
     def _settle(self, events) -> None:
         for event in events:
             waiting = self._waiting.get(event.key)
-            if isinstance(event, Retransmit) and waiting is not None and self.send is not None:
+            if isinstance(event, Retransmit) and waiting is not None:
                 try:
-                    self.send(event.wire, waiting[1].address)
+                    self.transport.send_datagram(event.wire, waiting[1].address)
                 except OSError as error:
                     log.warning("retransmission not sent: %s", error)
             elif isinstance(event, (TimedOut, TransportFailed)) and waiting is not None:

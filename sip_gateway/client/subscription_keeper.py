@@ -63,7 +63,7 @@ class _Kept:
 class SubscriptionKeeper:
     """Keeps one SUBSCRIBE dialog per wanted resource (RFC 6665 4.1, RFC 3680 3)."""
 
-    def __init__(self, store: SubscriberStore, outbound: Outbound | None, *, subscriber: str,
+    def __init__(self, store: SubscriberStore, outbound: Outbound, *, subscriber: str,
                  proxy: str | None, proxy_hop: Hop | None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store, self.outbound, self.subscriber = store, outbound, subscriber
@@ -131,8 +131,6 @@ class SubscriptionKeeper:
     # -- internals ---------------------------------------------------------------------
 
     async def _round(self) -> None:
-        if self.outbound is None:
-            return
         now = self.clock()
         for wanted in await self.store.changed():
             self._adopt(wanted, now)

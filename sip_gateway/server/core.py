@@ -16,10 +16,11 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from domain import PuaReginfoError
 from sip_gateway.errors import MethodNotAllowed, PeerError, ServiceUnavailable
-from sip_gateway.server.handlers import ALLOWED, Arrival, RequestHandler
+from sip_gateway.server.handlers import ALLOWED, RequestHandler
 from sip_gateway.server.responses import response_for_error
 from sip_gateway.sip.routing import response_destination, stamp_via
 from sip_gateway.sip import (
@@ -31,22 +32,32 @@ from sip_gateway.sip import (
     Via,
     parse_message,
 )
+from sip_gateway.transport import Address, Arrival, Send
 
 log = logging.getLogger("pua_reginfo.sip")
 INTERNAL_ERROR = "internal error; the server log has the details"  # no internals on the wire
-Send = Callable[[bytes, tuple[str, int]], None]
 _SALVAGE_LINE = re.compile(r"^([A-Za-z-]+)[ \t]*:[ \t]*(.*?)\s*$")
 _COMPACT = {"v": "Via", "f": "From", "t": "To", "i": "Call-ID"}
 _DIALOG_HEADERS = ("via", "from", "to", "call-id", "cseq")
 
 
+class ClientSide(Protocol):
+    """Where responses to our own requests go (the outbound client transactions)."""
+
+    def on_response(self, response: SipResponse) -> None: ...
+    def on_lost(self, address: Address) -> None: ...
+
+
 class SipCore:
+    """The MessageSink of every socket: requests to the handler through server
+    transactions, responses and lost connections to the client side."""
+
     def __init__(self, handler: RequestHandler, transactions: ServerTransactionLayer,
-                 clock: Callable[[], float]):
+                 clock: Callable[[], float], client: ClientSide | None = None):
         self.handler, self.transactions, self.clock = handler, transactions, clock
+        self.client = client
         self.tasks: set[asyncio.Task] = set()
         self.accepting = True
-        self.on_response: Callable[[SipResponse], None] | None = None
 
     # Entry points (called by the transports) ---------------------------------------
 
@@ -60,13 +71,17 @@ class SipCore:
 
     def receive_message(self, message, arrival: Arrival, send: Send, *, reliable: bool) -> None:
         if not isinstance(message, SipRequest):
-            if self.on_response is not None and arrival.transport == "udp":
-                self.on_response(message)  # our PUBLISH and SUBSCRIBE client transactions
+            if self.client is not None:
+                self.client.on_response(message)  # our PUBLISH and SUBSCRIBE transactions
             return
         try:
             self._receive_request(message, arrival, send, reliable)
         except PuaReginfoError as error:
             log.info("dropped request from %s: %s", _peer(arrival), error)
+
+    def connection_lost(self, peer: Address) -> None:
+        if self.client is not None:
+            self.client.on_lost(peer)
 
     async def drain(self) -> None:
         """Stop taking new requests and wait for those in flight."""

@@ -20,6 +20,7 @@ from sip_gateway.server.registrar import RegistrarPolicy, read_register, registe
 from sip_gateway.server.responses import make_response, response_for_error, to_tag_for, warning
 from sip_gateway.sip import NameAddr, SipRequest, SipResponse
 from sip_gateway.sip.values import REGINFO
+from sip_gateway.transport import Arrival
 
 ALLOWED = ("REGISTER", "NOTIFY", "OPTIONS")
 
@@ -31,15 +32,6 @@ class GatewayPolicy:
     notify_mode: str = "rfc"
     notify_reply_code: int = 200
     accept_unsolicited_notify: bool = False
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """Where a request came from and on which of our sockets."""
-
-    source: tuple[str, int]
-    transport: str  # "udp" or "tcp"
-    local: tuple[str, int]
 
 
 class DialogWatcher(Protocol):

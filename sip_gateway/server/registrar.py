@@ -18,7 +18,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from email.utils import formatdate
-from typing import TYPE_CHECKING
 
 from domain.aor import AorPolicy, normalize_aor
 from domain.binding import Binding, ContactUpdate, RegisterRequest
@@ -28,9 +27,6 @@ from sip_gateway.errors import Forbidden, IntervalTooBrief, MalformedMessage
 from sip_gateway.server.responses import make_response
 from sip_gateway.sip import CSeq, NameAddr, SipRequest, SipResponse, parse_delta_seconds
 from sip_gateway.sip.grammar import QUOTED_STRING, is_token, quote, show, unquote
-
-if TYPE_CHECKING:
-    from infrastructure.settings import Settings
 
 MAX_REG_ID = 2**31 - 1  # RFC 5626 4.2
 # Contact parameters that become ContactUpdate fields; every other one is kept in params.
@@ -51,14 +47,6 @@ class RegistrarPolicy:
     min_expires: int
     max_expires: int
     default_expires: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RegistrarPolicy:
-        registrar = settings.registrar
-        default_domain = settings.reginfo.default_domain
-        domains = registrar.domains or ((default_domain,) if default_domain else ())
-        return cls(tuple(domains), registrar.min_expires, registrar.max_expires,
-                   registrar.default_expires)
 
     def serves(self, host: str) -> bool:
         return not self.domains or _domain(host) in {_domain(d) for d in self.domains}

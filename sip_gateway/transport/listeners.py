@@ -1,4 +1,4 @@
-"""The asyncio shell: UDP and TCP listeners feeding the SipCore (RFC 3261 18).
+"""The asyncio shell: UDP and TCP listeners feeding the MessageSink (RFC 3261 18).
 
 UDP: each datagram is one message. TCP: a StreamFramer per connection (Content-Length
 framing, bounded buffers); a CRLFCRLF ping is answered with CRLF (RFC 5626 3.5.1); a
@@ -14,9 +14,8 @@ import logging
 from dataclasses import dataclass
 
 from sip_gateway.errors import PeerError
-from sip_gateway.server.handlers import Arrival
-from sip_gateway.server.core import SipCore
 from sip_gateway.sip import PONG, KeepAlive, StreamFramer
+from sip_gateway.transport.delivery import Arrival, MessageSink
 
 log = logging.getLogger("pua_reginfo.transport")
 
@@ -35,8 +34,8 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, core: SipCore, local: tuple[str, int]):
-        self.core, self.local = core, local
+    def __init__(self, sink: MessageSink, local: tuple[str, int]):
+        self.sink, self.local = sink, local
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport) -> None:
@@ -47,7 +46,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
         if not data.strip(b"\r\n\x00"):
             return  # keep-alive noise
         arrival = Arrival((addr[0], addr[1]), "udp", self.local)
-        self.core.receive_datagram(data, arrival, self._send)
+        self.sink.receive_datagram(data, arrival, self._send)
 
     def _send(self, data: bytes, destination: tuple[str, int]) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -65,8 +64,8 @@ class TcpLimits:
 
 
 class TcpServer:
-    def __init__(self, core: SipCore, limits: TcpLimits | None = None):
-        self.core = core
+    def __init__(self, sink: MessageSink, limits: TcpLimits | None = None):
+        self.sink = sink
         self.limits = limits or TcpLimits()
         self.connections: dict[asyncio.Task, asyncio.StreamWriter] = {}
 
@@ -102,7 +101,7 @@ class TcpServer:
         loop = asyncio.get_running_loop()
         partial_since: float | None = None  # when the half-sent message began
         try:
-            while self.core.accepting:
+            while self.sink.accepting:
                 if framer.buffered:
                     partial_since = partial_since if partial_since is not None else loop.time()
                     timeout = self.limits.header_timeout - (loop.time() - partial_since)
@@ -122,7 +121,7 @@ class TcpServer:
                     events = framer.feed(data)
                 except PeerError as error:
                     if framer.failed_bytes:
-                        self.core.answer_unparsable(framer.failed_bytes, error, arrival, send)
+                        self.sink.answer_unparsable(framer.failed_bytes, error, arrival, send)
                         await writer.drain()
                     log.info("closing tcp:%s:%s: %s", peer[0], peer[1], error)
                     break
@@ -133,7 +132,7 @@ class TcpServer:
                         if event.ping:
                             send(PONG, peer)
                         continue
-                    self.core.receive_message(event, arrival, send, reliable=True)
+                    self.sink.receive_message(event, arrival, send, reliable=True)
                 await writer.drain()
         except (ConnectionError, OSError):
             pass
@@ -148,27 +147,6 @@ class TcpServer:
                 pass
 
 
-async def start_listeners(core: SipCore, udp: list[str], tcp: list[str],
-                          limits: TcpLimits | None = None) -> tuple[list, TcpServer]:
-    """Open every listener; returns the objects to close and the TCP connection tracker."""
-    loop = asyncio.get_running_loop()
-    closers: list = []
-    tcp_server = TcpServer(core, limits)
-    for text in udp:
-        host, port = parse_listen(text)
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda h=host, p=port: UdpProtocol(core, (h, p)), local_addr=(host, port))
-        closers.append(transport)
-        log.info("listening udp %s", _address(transport.get_extra_info("sockname")))
-    for text in tcp:
-        host, port = parse_listen(text)
-        server = await asyncio.start_server(tcp_server.handle, host, port)
-        closers.append(server)
-        for sock in server.sockets:
-            log.info("listening tcp %s", _address(sock.getsockname()))
-    return closers, tcp_server
-
-
-def _address(sockname) -> str:
+def address_text(sockname) -> str:
     host, port = sockname[0], sockname[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,27 +1,26 @@
 """TCP connections we open toward a next hop, for the requests we originate (RFC 3261 18.1.1).
 
 One connection per destination address, opened on the first request and reused for
-every later one; responses come back on it (RFC 3261 18.2.2) and go to `on_response`.
-A request the peer sends us on it (a NOTIFY, when the notifier reuses the connection)
-goes to `on_request` with a `send` that answers on the same connection. The bytes are
-framed by the same StreamFramer as the listeners'; a CRLFCRLF ping gets its CRLF pong
-(RFC 5626 3.5.1). When a connection fails or the peer closes it, `on_lost` hears the
-address, so the transactions waiting on it end at once instead of at Timer F; the next
-request opens a new connection. A connection idle for `idle_timeout` seconds is closed.
+every later one. Everything read on it goes to the `MessageSink` like what the listeners
+read: responses (RFC 3261 18.2.2) and requests the peer sends us on it (a NOTIFY, when
+the notifier reuses the connection), each with a `send` that answers on the same
+connection. The bytes are framed by the same StreamFramer as the listeners'; a CRLFCRLF
+ping gets its CRLF pong (RFC 5626 3.5.1). When a connection fails or the peer closes it,
+the sink's `connection_lost` hears the address, so the transactions waiting on it end at
+once instead of at Timer F; the next request opens a new connection. A connection idle
+for `idle_timeout` seconds is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from sip_gateway.errors import PeerError
-from sip_gateway.sip import PONG, KeepAlive, SipRequest, SipResponse, StreamFramer
+from sip_gateway.sip import PONG, KeepAlive, StreamFramer
+from sip_gateway.transport.delivery import Address, Arrival, MessageSink
 
 log = logging.getLogger("pua_reginfo.outbound")
-Address = tuple[str, int]
-Send = Callable[[bytes, Address], None]
 CONNECT_TIMEOUT = 5.0  # seconds a TCP connect may take before the request counts as failed
 IDLE_TIMEOUT = 300.0
 
@@ -43,12 +42,9 @@ class _Link:
 class StreamLinks:
     """Client TCP connections, one per destination, with their read loops."""
 
-    def __init__(self, on_response: Callable[[SipResponse], None],
-                 on_request: Callable[[SipRequest, Address, Address, Send], None],
-                 on_lost: Callable[[Address], None], *,
-                 connect_timeout: float = CONNECT_TIMEOUT,
+    def __init__(self, sink: MessageSink, *, connect_timeout: float = CONNECT_TIMEOUT,
                  idle_timeout: float = IDLE_TIMEOUT) -> None:
-        self.on_response, self.on_request, self.on_lost = on_response, on_request, on_lost
+        self.sink = sink
         self.connect_timeout, self.idle_timeout = connect_timeout, idle_timeout
         self._links: dict[Address, _Link] = {}
         self._connecting: dict[Address, asyncio.Lock] = {}
@@ -138,13 +134,12 @@ class StreamLinks:
         if isinstance(event, KeepAlive):
             if event.ping:
                 link.send(PONG)
-        elif isinstance(event, SipResponse):
-            self.on_response(event)
         else:
-            self.on_request(event, destination, link.local, link.send)
+            self.sink.receive_message(event, Arrival(destination, "tcp", link.local), link.send,
+                                      reliable=True)
 
     def _drop(self, destination: Address, link: _Link) -> None:
         link.writer.close()
         if self._links.get(destination) is link:
             del self._links[destination]
-            self.on_lost(destination)
+            self.sink.connection_lost(destination)

@@ -418,7 +418,8 @@ def test_superscript_port_in_to_is_answered_400(gateways, sqlite_url, trigger):
 def test_requests_whose_handler_failed_do_not_fill_the_transaction_table():
     """Was: the superscript-port request left its server transaction in Trying forever, so
     `max_transactions` such datagrams made the gateway answer every new request 503."""
-    from sip_gateway.server.handlers import Arrival, GatewayPolicy, RequestHandler
+    from sip_gateway.server.handlers import GatewayPolicy, RequestHandler
+    from sip_gateway.transport import Arrival
     from sip_gateway.server.peers import TrustedPeers
     from sip_gateway.server.registrar import RegistrarPolicy
     from sip_gateway.server.core import SipCore

@@ -92,22 +92,36 @@ class NextHop:
 
 
 class Near:
-    """Our side: StreamLinks + Outbound, recording what the links hand up."""
+    """Our side: StreamLinks + Outbound, the links delivering to this sink, which records
+    what they hand up and answers requests on the connection they came on."""
+
+    accepting = True
 
     def __init__(self) -> None:
         self.lost: list[tuple[str, int]] = []
         self.requests: list[SipRequest] = []
-        self.streams = StreamLinks(self._response, self._request, self._lost)
-        self.outbound = Outbound(None, None, streams=self.streams, stream_local=(HOST, 5999))
+        self.streams = StreamLinks(self)
+        self.outbound = Outbound(self)
 
-    def _response(self, response: SipResponse) -> None:
-        self.outbound.on_response(response)
+    # ClientTransport
+    def sent_by(self, transport: str):
+        return (HOST, 5999) if transport == "tcp" else None
 
-    def _request(self, request, peer, local, send) -> None:
-        self.requests.append(request)
-        send(ok(request), peer)
+    def send_datagram(self, data: bytes, address) -> None:
+        raise OSError("no UDP here")
 
-    def _lost(self, address) -> None:
+    async def send_stream(self, data: bytes, address) -> None:
+        await self.streams.send(data, address)
+
+    # MessageSink
+    def receive_message(self, message, arrival, send, *, reliable: bool) -> None:
+        if isinstance(message, SipResponse):
+            self.outbound.on_response(message)
+        else:
+            self.requests.append(message)
+            send(ok(message), arrival.source)
+
+    def connection_lost(self, address) -> None:
         self.lost.append(address)
         self.outbound.on_lost(address)
 

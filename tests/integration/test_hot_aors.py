@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from types import SimpleNamespace
 
 import pytest
 
@@ -21,8 +20,7 @@ from infrastructure import executor as executor_module
 from infrastructure.clock import SystemClock
 from infrastructure.commands import Register
 from infrastructure.executor import GroupCommitExecutor
-from infrastructure.serve import ExecutorPort
-from infrastructure.settings import load_settings
+from infrastructure.gateway_port import ExecutorPort
 from sip_gateway.errors import ServiceUnavailable
 from tests.support import FakeClock, open_test_service, register
 
@@ -150,7 +148,7 @@ def test_a_register_whose_aor_another_node_keeps_changing_for_a_while_succeeds(c
 
 def test_an_aor_contended_for_good_gives_503_with_retry_after_and_no_database_text(contended):
     executor = contended(times=float("inf"))
-    port = ExecutorPort(SimpleNamespace(settings=load_settings(overrides={})), executor)
+    port = ExecutorPort(executor, max_bindings=None)
     with pytest.raises(ServiceUnavailable) as refused:
         asyncio.run(submit_one_through(port, executor))
     assert refused.value.sip_status == 503 and refused.value.retry_after == 1

@@ -1,4 +1,4 @@
-"""Outbound client transactions (RFC 3261 17.1) over a fake `send` and a fake clock."""
+"""Outbound client transactions (RFC 3261 17.1) over a fake transport and a fake clock."""
 
 from __future__ import annotations
 
@@ -29,6 +29,23 @@ class FakeSend:
         if error is not None:
             raise error
         self.sent.append((data, address))
+
+
+class FakeTransport:
+    """The ClientTransport port: datagrams to a FakeSend, stream writes to FakeStreams; a
+    transport without its listener address cannot be used."""
+
+    def __init__(self, send=None, local=None, streams=None, stream_local=None) -> None:
+        self.send, self.local, self.streams, self.stream_local = send, local, streams, stream_local
+
+    def sent_by(self, transport: str):
+        return self.stream_local if transport == "tcp" else self.local
+
+    def send_datagram(self, data: bytes, address: tuple[str, int]) -> None:
+        self.send(data, address)
+
+    async def send_stream(self, data: bytes, address: tuple[str, int]) -> None:
+        await self.streams.send(data, address)
 
 
 def publish(branch: str = "z9hG4bK-out-1", cseq: int = 1) -> SipRequest:
@@ -84,7 +101,7 @@ async def started(outbound: Outbound, request: SipRequest) -> asyncio.Task:
 
 
 def make(send: FakeSend | None = None, clock: FakeClock | None = None) -> Outbound:
-    return Outbound(send or FakeSend(), LOCAL, clock=clock or FakeClock(T0))
+    return Outbound(FakeTransport(send or FakeSend(), LOCAL), clock=clock or FakeClock(T0))
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -228,7 +245,7 @@ def test_run_timers_fires_timer_f_on_the_fake_clock():
     timers = TimerValues(t1=0.01, t2=0.04)
 
     async def story():
-        outbound = Outbound(FakeSend(), LOCAL, timers=timers, clock=clock)
+        outbound = Outbound(FakeTransport(FakeSend(), LOCAL), timers=timers, clock=clock)
         runner = asyncio.get_running_loop().create_task(outbound.run_timers())
         try:
             task = await started(outbound, publish())
@@ -301,7 +318,7 @@ class FakeStreams:
 
 
 def make_tcp(streams: FakeStreams, clock: FakeClock, send: FakeSend | None = None) -> Outbound:
-    return Outbound(send, LOCAL if send else None, streams=streams, stream_local=STREAM_LOCAL,
+    return Outbound(FakeTransport(send, LOCAL if send else None, streams, STREAM_LOCAL),
                     clock=clock)
 
 
@@ -371,7 +388,7 @@ def test_a_connection_that_cannot_be_opened_resolves_the_request_with_none():
 
 def test_a_transport_without_a_listener_is_not_used():
     async def story():
-        outbound = Outbound(FakeSend(), LOCAL, clock=FakeClock(T0))  # UDP only
+        outbound = Outbound(FakeTransport(FakeSend(), LOCAL), clock=FakeClock(T0))  # UDP only
         assert (outbound.reaches(HOP), outbound.reaches(TCP_HOP)) == (True, False)
         assert outbound.sent_by(HOP) == LOCAL
         with pytest.raises(ValueError, match="no tcp listener"):

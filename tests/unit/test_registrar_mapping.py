@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from domain import Binding, ContactUpdate
+from infrastructure.bootstrap import registrar_policy
 from infrastructure.settings import load_settings
 from sip_gateway.errors import Forbidden, IntervalTooBrief, MalformedMessage, PeerError
 from sip_gateway.server.registrar import RegisterCommand, RegistrarPolicy, read_register, register_ok
@@ -88,11 +89,10 @@ def test_a_kamailio_wildcard_register_removes_everything():
 def test_the_policy_takes_the_registrar_domains_else_the_default_domain_else_any():
     both = load_settings(overrides={"registrar": {"domains": ["a.org", "b.org"], "min_expires": 30},
                                     "reginfo": {"default_domain": "c.org"}})
-    assert RegistrarPolicy.from_settings(both) == RegistrarPolicy(("a.org", "b.org"), 30, 3600,
-                                                                  3600)
+    assert registrar_policy(both) == RegistrarPolicy(("a.org", "b.org"), 30, 3600, 3600)
     fallback = load_settings(overrides={"reginfo": {"default_domain": "c.org"}})
-    assert RegistrarPolicy.from_settings(fallback).domains == ("c.org",)
-    assert RegistrarPolicy.from_settings(load_settings()).domains == ()
+    assert registrar_policy(fallback).domains == ("c.org",)
+    assert registrar_policy(load_settings()).domains == ()
 
 
 # -- the address-of-record (RFC 3261 10.3 steps 1 and 5) -----------------------------------------

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sip_gateway.server.handlers import Arrival
 from sip_gateway.server.core import SipCore
 from sip_gateway.sip import ServerTransactionLayer, SipResponse, parse_message
+from sip_gateway.transport import Arrival
 
 REGISTER = (b"REGISTER sip:example.com SIP/2.0\r\n"
             b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-core-1\r\n"

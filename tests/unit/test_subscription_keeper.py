@@ -176,15 +176,6 @@ def test_nothing_is_sent_for_a_subscription_that_is_not_wanted():
     assert rig.outbound.sent == [] and rig.store.calls == [] and rig.keeper.kept == {}
 
 
-def test_without_an_outbound_the_keeper_does_nothing():
-    store = FakeStore()
-    keeper = SubscriptionKeeper(store, None, subscriber=SUBSCRIBER, proxy=None,
-                                proxy_hop=None, clock=FakeClock())
-    store.want(WantedSubscription(BOB, 600, True, None))
-    asyncio.run(keeper._round())
-    assert keeper.kept == {} and store.queued  # not even asked
-
-
 # -- NOTIFY claims ---------------------------------------------------------------------------
 
 def test_claim_takes_the_notifies_of_its_dialog_only():

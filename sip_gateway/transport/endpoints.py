@@ -1,0 +1,115 @@
+"""Every socket of the gateway, built before what uses them and started with their sink.
+
+`Transports` is built first (nothing bound yet): the outbound side is given it as its
+`ClientTransport` (send a datagram, write on a connection, the Via sent-by of each
+transport), and the SIP core is built on top of that. `start(sink)` then binds the
+listeners and makes every socket, including the TCP connections we open for our own
+requests, deliver to the sink. Requests over UDP leave from the first UDP listener, so
+their answers come back to it (RFC 3261 18.1.1); over TCP they leave on a connection
+whose Via names our first TCP listener. A wildcard listener's sent-by is the address the
+kernel would use toward `toward` (the outbound proxy). Shutdown goes in steps, because
+the UDP socket must outlive the last PUBLISH answer: `stop_listening` (no new TCP
+connections), `close_connections` (the TCP peers), `close_links` (the connections we
+opened), `close_datagrams`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from collections.abc import Sequence
+
+from sip_gateway.transport.delivery import Address, MessageSink
+from sip_gateway.transport.listeners import TcpLimits, TcpServer, UdpProtocol, address_text, parse_listen
+from sip_gateway.transport.stream_links import StreamLinks
+
+log = logging.getLogger("pua_reginfo.transport")
+
+
+class Transports:
+    """UDP and TCP listeners and our outbound TCP connections, all feeding one sink."""
+
+    def __init__(self, udp: Sequence[str], tcp: Sequence[str], limits: TcpLimits | None = None,
+                 toward: Address | None = None) -> None:
+        self.udp_listen = [parse_listen(text) for text in udp]
+        self.tcp_listen = [parse_listen(text) for text in tcp]
+        self.limits, self.toward = limits or TcpLimits(), toward
+        self.udp_local: Address | None = None  # sent-by of our requests over UDP
+        self.tcp_local: Address | None = None  # ... over TCP
+        self.connections: TcpServer | None = None
+        self.links: StreamLinks | None = None
+        self._datagrams: list[asyncio.DatagramTransport] = []
+        self._servers: list[asyncio.Server] = []
+
+    async def start(self, sink: MessageSink) -> None:
+        """Bind every listener; from now on everything received goes to `sink`."""
+        loop = asyncio.get_running_loop()
+        for host, port in self.udp_listen:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda h=host, p=port: UdpProtocol(sink, (h, p)), local_addr=(host, port))
+            self._datagrams.append(transport)
+            log.info("listening udp %s", address_text(transport.get_extra_info("sockname")))
+        self.connections = TcpServer(sink, self.limits)
+        for host, port in self.tcp_listen:
+            server = await asyncio.start_server(self.connections.handle, host, port)
+            self._servers.append(server)
+            for sock in server.sockets:
+                log.info("listening tcp %s", address_text(sock.getsockname()))
+        self.links = StreamLinks(sink)
+        if self._datagrams:
+            self.udp_local = self._sent_by(self._datagrams[0].get_extra_info("sockname"))
+        if self._servers:
+            self.tcp_local = self._sent_by(self._servers[0].sockets[0].getsockname())
+
+    # ClientTransport ---------------------------------------------------------------------
+
+    def sent_by(self, transport: str) -> Address | None:
+        return self.tcp_local if transport == "tcp" else self.udp_local
+
+    def send_datagram(self, data: bytes, address: Address) -> None:
+        if not self._datagrams or self._datagrams[0].is_closing():
+            raise OSError("the UDP socket is closed")
+        self._datagrams[0].sendto(data, address)
+
+    async def send_stream(self, data: bytes, address: Address) -> None:
+        if self.links is None:
+            raise OSError("the transports are not started")
+        await self.links.send(data, address)
+
+    # Shutdown, step by step ----------------------------------------------------------------
+
+    def stop_listening(self) -> None:
+        for server in self._servers:
+            server.close()
+
+    async def close_connections(self) -> None:
+        if self.connections is not None:
+            await self.connections.close()
+
+    async def close_links(self) -> None:
+        if self.links is not None:
+            await self.links.close()
+
+    def close_datagrams(self) -> None:
+        for transport in self._datagrams:
+            transport.close()
+
+    def _sent_by(self, sockname) -> Address:
+        return reachable_host(sockname[0], self.toward), sockname[1]
+
+
+def reachable_host(host: str, toward: Address | None) -> str:
+    """The address to put in Via: the listener's, or for a wildcard listener the one the
+    kernel would use toward the next hop (RFC 3261 18.1.1: where responses must return)."""
+    if not ipaddress.ip_address(host).is_unspecified:
+        return host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    target = toward or (("::1" if family == socket.AF_INET6 else "127.0.0.1"), 5060)
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(target)  # no packet is sent: this only picks the route
+            return probe.getsockname()[0]
+        except OSError:
+            return "::1" if family == socket.AF_INET6 else "127.0.0.1"
