@@ -26,6 +26,7 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from domain.aor import AorPolicy, normalize_aor
 from domain.binding import Binding
@@ -90,7 +91,8 @@ def publication_expires(bindings: Sequence[Binding], now: float, fallback: int =
 
 
 def publication_document(resource: str, live: Sequence[Binding], events: Mapping[str, str],
-                         ended: Sequence[Ended], version: int, now: float) -> ReginfoDocument:
+                         ended: Sequence[Ended], version: int, now: float, *,
+                         routing: bool = False) -> ReginfoDocument:
     """The full-state document after one change of `resource` (RFC 3680 5.3-5.5, RFC 5628).
 
     `events[binding.key]` is the event that brought each live binding to its current state
@@ -100,8 +102,10 @@ def publication_document(resource: str, live: Sequence[Binding], events: Mapping
     binding both ended and live in the same change (lapsed, then registered again) is
     reported live only; of several endings of one binding the last is kept. The
     registration is `active` with a live binding, `terminated` when the change ended the
-    last one, and `init` when there is nothing to report at all. Inputs that cannot make a
-    valid document raise ValueError.
+    last one, and `init` when there is nothing to report at all. With `routing`, each
+    contact also carries the binding's received address, Path (comma-joined) and user
+    agent, which only Kamailio-compatible documents write. Inputs that cannot make a valid
+    document raise ValueError.
     """
     _check_version(version)
     _finite(now, "now")
@@ -114,13 +118,13 @@ def publication_document(resource: str, live: Sequence[Binding], events: Mapping
         live_keys.add(binding.key)
         event = _live_event(events.get(binding.key), binding)
         active.append(_contact(resource, binding, "active", event, _seconds_left(binding, now),
-                               None, now))
+                               None, now, routing))
     endings: dict[str, Ended] = {}
     for event, binding, retry_after in ended:
         retry_after = _ended_retry_after(event, retry_after, binding)
         if binding.key not in live_keys:
             endings[binding.key] = (event, binding, retry_after)
-    terminated = [_contact(resource, binding, "terminated", event, 0, retry_after, now)
+    terminated = [_contact(resource, binding, "terminated", event, 0, retry_after, now, routing)
                   for event, binding, retry_after in
                   sorted(endings.values(), key=lambda item: _order(item[1]))]
     state = "active" if active else "terminated" if terminated else "init"
@@ -130,9 +134,9 @@ def publication_document(resource: str, live: Sequence[Binding], events: Mapping
 
 
 def _contact(resource: str, binding: Binding, state: str, event: str, expires: int,
-             retry_after: int | None, now: float) -> ContactInfo:
+             retry_after: int | None, now: float, routing: bool) -> ContactInfo:
     _check_binding(binding)
-    return ContactInfo(
+    contact = ContactInfo(
         uri=binding.contact,
         id=contact_id(resource, binding.key),
         state=state,
@@ -150,6 +154,10 @@ def _contact(resource: str, binding: Binding, state: str, event: str, expires: i
         temp_gruu=(None if binding.temp_gruu is None
                    else TempGruu(binding.temp_gruu, binding.temp_gruu_first_cseq)),
     )
+    if not routing:
+        return contact
+    return replace(contact, received=binding.received or "", path=",".join(binding.path),
+                   user_agent=binding.user_agent or "")
 
 
 def _unknown_params(binding: Binding) -> tuple[tuple[str, str], ...]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -37,6 +38,7 @@ from projections.publisher import Composer, PublisherProjection, PublisherView, 
 from sip_gateway.client.outbound import Hop, Outbound, next_hop
 from sip_gateway.client.publisher_client import PublisherClient
 from sip_gateway.client.subscription_keeper import SubscriptionKeeper
+from sip_gateway.reginfo import build_reginfo
 from sip_gateway.server.core import SipCore
 from sip_gateway.server.handlers import GatewayPolicy, RequestHandler
 from sip_gateway.server.peers import TrustedPeers
@@ -100,8 +102,10 @@ def open_service(settings: Settings, clock: Clock | None = None, catch_up_views:
         recorders = [app.recorder, *([app.snapshots.recorder] if app.snapshots else []),
                      view, outbox]
         ensure_schema(store, app.factory.datastore, recorders)
+        compat = settings.reginfo.kamailio_compat
         composer = Composer(settings.reginfo.default_domain, stored_history(app),
-                            kamailio_compat=settings.reginfo.kamailio_compat)
+                            partial(build_reginfo, kamailio_attributes=compat),
+                            kamailio_compat=compat)
         publisher = PublisherProjection(outbox, settings.node.id, app.name, composer)
         service = Service(settings, app, UsrlocProjection(view), publisher,
                           clock or SystemClock())

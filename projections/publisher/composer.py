@@ -9,7 +9,9 @@ up to the version just before the message. The cache is a bounded LRU.
 
 kamailio_compat reproduces what Kamailio 5.6 pua_reginfo PUBLISHes: REGISTER-made bindings
 are `created`, the document version is always 0, and every contact carries `received`,
-`path` (comma-joined) and `user_agent` attributes (empty when unknown), outside the schema.
+`path` (comma-joined) and `user_agent` (empty when unknown), outside the schema. The body
+is written by the `render` function the composition root gives (the XML codec, which
+projections do not import).
 """
 
 from __future__ import annotations
@@ -19,18 +21,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from lxml import etree
-
 from domain.binding import Binding
 from domain.events import ContactEvent, ContactProbation
 from domain.publication_document import (
-    Ended, contact_id, publication_document, publication_expires, resource_uri,
+    Ended, publication_document, publication_expires, resource_uri,
 )
+from domain.reginfo import ReginfoDocument
 from projections.publisher.messages import Message
-from sip_gateway.reginfo import build_reginfo, parse_xml
-from sip_gateway.reginfo.names import CONTACT
 
 History = Callable[[str, int], list[Any]]  # (aor_id, up to version) -> stored events
+Render = Callable[[ReginfoDocument], bytes]  # the application/reginfo+xml body
 Local = dict[str, tuple[Binding, str]]  # binding key -> (binding, event that made it so)
 CACHE_SIZE = 100_000
 
@@ -72,10 +72,10 @@ def fold(local: Local, events: Iterable[Any]) -> list[Ended]:
 class Composer:
     """Local binding state per AoR, and the documents of published messages."""
 
-    def __init__(self, default_domain: str | None, history: History, *,
+    def __init__(self, default_domain: str | None, history: History, render: Render, *,
                  kamailio_compat: bool = False, cache_size: int = CACHE_SIZE):
         self.default_domain = default_domain
-        self.history = history
+        self.history, self.render = history, render
         self.kamailio_compat = kamailio_compat
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[int, Local]] = OrderedDict()
@@ -97,11 +97,10 @@ class Composer:
         events = {key: self._event(event) for key, (_, event) in local.items()}
         ended = [(self._event(e), b, r) for e, b, r in ended]
         document = publication_document(resource, live, events, ended,
-                                        0 if self.kamailio_compat else version, now)
-        body = build_reginfo(document)
-        if self.kamailio_compat:
-            body = _with_kamailio_attributes(body, resource, live + [b for _, b, _ in ended])
-        return ComposedDocument(message.node, resource, message.aor_id, version, body,
+                                        0 if self.kamailio_compat else version, now,
+                                        routing=self.kamailio_compat)
+        return ComposedDocument(message.node, resource, message.aor_id, version,
+                                self.render(document),
                                 publication_expires(live, now), not live, now,
                                 message.last_notification_id)
 
@@ -130,15 +129,3 @@ class Composer:
 
     def _event(self, event: str) -> str:
         return "created" if self.kamailio_compat and event == "registered" else event
-
-
-def _with_kamailio_attributes(body: bytes, resource: str, bindings: list[Binding]) -> bytes:
-    """Add Kamailio's non-schema `received`, `path` and `user_agent` contact attributes."""
-    by_id = {contact_id(resource, b.key): b for b in bindings}
-    root = parse_xml(body)
-    for element in root.iter(CONTACT):
-        binding = by_id[element.get("id")]
-        element.set("received", binding.received or "")
-        element.set("path", ",".join(binding.path))
-        element.set("user_agent", binding.user_agent or "")
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

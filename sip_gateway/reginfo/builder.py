@@ -1,8 +1,10 @@
 """Building reginfo bodies for PUBLISH and NOTIFY (RFC 3680 section 5.4, RFC 5628 GRUUs).
 
 Only schema-valid content is written: the non-schema contact fields (`received`, `path`,
-`user_agent`) and attributes without a namespace are left out. A document the strict parser
-would refuse is our own mistake, so it raises ValueError rather than MalformedReginfo.
+`user_agent`) and attributes without a namespace are left out, unless `kamailio_attributes`
+asks for the first three as Kamailio 5.6 pua_reginfo writes them (always present, empty
+when unknown). A document the strict parser would refuse is our own mistake, so it raises
+ValueError rather than MalformedReginfo.
 
 Extensions are spliced in as self-contained serialized fragments where a placeholder
 processing instruction stands: appended as elements, lxml would rewrite their prefixes to
@@ -36,7 +38,10 @@ _CONTACT_INTEGERS = (("expires", "expires"), ("duration-registered", "duration_r
                      ("retry-after", "retry_after"))
 
 
-def build_reginfo(doc: ReginfoDocument) -> bytes:
+KAMAILIO_ATTRIBUTES = ("received", "path", "user_agent")
+
+
+def build_reginfo(doc: ReginfoDocument, *, kamailio_attributes: bool = False) -> bytes:
     """The UTF-8 application/reginfo+xml body of a document (RFC 3680 section 5.4)."""
     nsmap = {None: REGINFO_NS}
     if any(contact.pub_gruu is not None or contact.temp_gruu is not None
@@ -47,7 +52,7 @@ def build_reginfo(doc: ReginfoDocument) -> bytes:
     root.set("state", _choice(doc.state, DOCUMENT_STATES, "reginfo state"))
     fragments: list[bytes] = []
     for registration in doc.registrations:
-        _registration(root, registration, fragments)
+        _registration(root, registration, fragments, kamailio_attributes)
     _extensions(root, doc.extensions, fragments)
     body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     if fragments:
@@ -56,18 +61,19 @@ def build_reginfo(doc: ReginfoDocument) -> bytes:
 
 
 def _registration(parent: etree._Element, registration: RegistrationInfo,
-                  fragments: list[bytes]) -> None:
+                  fragments: list[bytes], kamailio_attributes: bool) -> None:
     element = etree.SubElement(parent, REGISTRATION)
     element.set("aor", _uri(registration.aor, "registration aor"))
     element.set("id", _required(registration.id, f"registration {registration.aor!r} id"))
     element.set("state", _choice(registration.state, REGISTRATION_STATES,
                                  f"registration {registration.aor!r} state"))
     for contact in registration.contacts:
-        _contact(element, contact, fragments)
+        _contact(element, contact, fragments, kamailio_attributes)
     _extensions(element, registration.extensions, fragments)
 
 
-def _contact(parent: etree._Element, contact: ContactInfo, fragments: list[bytes]) -> None:
+def _contact(parent: etree._Element, contact: ContactInfo, fragments: list[bytes],
+             kamailio_attributes: bool) -> None:
     element = etree.SubElement(parent, CONTACT)
     what = f"contact {contact.id!r}"
     element.set("id", _required(contact.id, f"contact {contact.uri!r} id"))
@@ -85,6 +91,9 @@ def _contact(parent: etree._Element, contact: ContactInfo, fragments: list[bytes
     for name, value in contact.other_attributes:
         if namespace_of(name) not in (None, REGINFO_NS):
             element.set(name, value)
+    if kamailio_attributes:
+        for name in KAMAILIO_ATTRIBUTES:
+            element.set(name, getattr(contact, name) or "")
     etree.SubElement(element, URI).text = _uri(contact.uri, f"{what} uri")
     if contact.display_name is not None:
         display_name = etree.SubElement(element, DISPLAY_NAME)

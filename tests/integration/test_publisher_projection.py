@@ -15,7 +15,7 @@ from projections.publisher import (
     LOCAL_ORIGINS, ComposedDocument, Composer, PublisherProjection, PublisherView,
     group_messages, stored_history,
 )
-from sip_gateway.reginfo import parse_reginfo, validate_reginfo
+from sip_gateway.reginfo import build_reginfo, parse_reginfo, validate_reginfo
 from tests.support import FakeClock, open_test_service, register
 
 ALICE, BOB = "sip:alice@example.com", "sip:bob@example.com"
@@ -34,7 +34,7 @@ class Publisher:
         self.projection = self.restart()
 
     def restart(self, node: str | None = None) -> PublisherProjection:
-        composer = Composer("example.com", stored_history(self.app))
+        composer = Composer("example.com", stored_history(self.app), build_reginfo)
         self.projection = PublisherProjection(self.view, node or self.app.node, self.app.name,
                                               composer)
         return self.projection

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from domain import AddressOfRecord, Binding, RegisterRequest, normalize_aor
 from domain.address_of_record import EXPIRY_CAUSE, NotifiedChange
 from domain.subscription import Subscription
 from projections.publisher import Composer, group_messages, publishes
-from sip_gateway.reginfo import parse_reginfo, validate_reginfo
+from sip_gateway.reginfo import build_reginfo, parse_reginfo, validate_reginfo
 from tests.support import register
 
 T0 = 1_800_000_000.0
@@ -53,7 +55,8 @@ class Ledger:
                 and e.originator_version <= upto]
 
     def composer(self, **options) -> Composer:
-        return Composer("example.com", self.history, **options)
+        render = partial(build_reginfo, kamailio_attributes=options.get("kamailio_compat", False))
+        return Composer("example.com", self.history, render, **options)
 
 
 def learned(uri: str, expires: float) -> Binding:
