@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from infrastructure.commands import Register
 from bench.stores import empty_store  # noqa: E402
 from domain import ContactUpdate, RegisterRequest  # noqa: E402
 from infrastructure.bootstrap import open_service  # noqa: E402
@@ -39,7 +40,7 @@ def one_round(kind: str, aors: int, commands: int) -> tuple[float, float, int]:
                 request = RegisterRequest(
                     f"call-{i}", cseq[i], (ContactUpdate(f"sip:u{i}@10.0.{i // 250}.{i % 250}", expires),),
                     received=f"udp:192.0.2.{i % 250}:5060", user_agent="bench/1.0")
-                service.app.register(f"sip:user{i}@example.com", request, now + n * 0.001)
+                service.app.run(Register(f"sip:user{i}@example.com", request), now + n * 0.001)
             command_rate = commands / (time.perf_counter() - started)
             service.catch_up()
             events = service.app.recorder.max_notification_id()

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.stores import empty_store  # noqa: E402
 from domain.reginfo import ContactInfo, ReginfoDocument, RegistrationInfo  # noqa: E402
 from infrastructure.bootstrap import open_service  # noqa: E402
-from infrastructure.notifications import NotifyContext, apply_document  # noqa: E402
+from infrastructure.commands import ApplyNotify, NotifyContext  # noqa: E402
 from infrastructure.settings import load_settings  # noqa: E402
-from sip_gateway.server.notify_intake import intake_notify  # noqa: E402
+from sip_gateway.server.notify_modes import notify_mode, read_notify  # noqa: E402
 from sip_gateway.reginfo import build_reginfo  # noqa: E402
 
 
@@ -44,10 +44,11 @@ def one_round(kind: str, mode: str, contacts: int, documents: int, aors: int) ->
         try:
             now = time.time()
             started = time.perf_counter()
+            taking = notify_mode(mode, accept_unsolicited=True)
             for n, data in enumerate(bodies):
-                intake = intake_notify(data, mode)
-                result = apply_document(service.app, intake.document,
-                                        NotifyContext(mode, f"sub-{n % aors}"), now + n * 0.001)
+                intake = read_notify(data, taking)
+                context = NotifyContext(taking, f"sub-{n % aors}")
+                result = service.app.run(ApplyNotify(intake.document, context), now + n * 0.001)
                 assert result.code == 1, result.reason
             return documents / (time.perf_counter() - started)
         finally:

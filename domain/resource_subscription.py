@@ -22,6 +22,7 @@ from eventsourcing.utils import register_topic
 
 from domain.address_of_record import at
 from domain.errors import InvalidRequest
+from domain.subscription import dialog_id
 
 REQUESTED, ACTIVE, WAITING, WITHDRAWN, CLOSED = (
     "requested", "active", "waiting", "withdrawn", "closed")
@@ -46,8 +47,7 @@ class DialogState:
 
     @property
     def dialog_id(self) -> str:
-        """The id the NOTIFY intake gives this dialog (Call-ID, our tag, the notifier's)."""
-        return f"{self.call_id};local={self.local_tag};remote={self.remote_tag}"
+        return dialog_id(self.call_id, self.local_tag, self.remote_tag)
 
 
 class SubscriptionRequested(AggregateCreated):

@@ -19,7 +19,12 @@ from eventsourcing.utils import register_topic
 from domain.address_of_record import at
 
 ACCEPT, GAP, STALE, RESET = "accept", "gap", "stale", "reset"
-MAX_VERSION = 2**32 - 1
+
+
+def dialog_id(call_id: str, local_tag: str, remote_tag: str) -> str:
+    """The id of a subscription dialog seen from our side (RFC 3261 12: Call-ID, our tag,
+    the notifier's tag): what a Subscription is kept under."""
+    return f"{call_id};local={local_tag};remote={remote_tag}"
 
 
 def subscription_aggregate_id(subscription_id: str) -> UUID:

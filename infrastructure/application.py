@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -24,20 +23,17 @@ from domain import (
     AddressOfRecordSnapshot,
     AorIdentity,
     AorPolicy,
-    Binding,
-    ContactUpdate,
     PuaReginfoError,
-    RegisterRequest,
     UnknownAddressOfRecord,
     normalize_aor,
 )
-from infrastructure import commands
+from infrastructure.command_handlers import execute
+from infrastructure.commands import Command
 from infrastructure.transcodings import BindingAsDict
 from infrastructure.unit_of_work import UnitOfWork
 
 CONFLICT_ATTEMPTS = 10  # saves of one command before it gives up (StoreContended)
 PAUSE_BASE, PAUSE_CAP = 0.002, 0.064  # seconds: the n-th retry waits up to base * 2**n
-T = TypeVar("T")
 
 
 class StoreContended(PuaReginfoError):
@@ -87,58 +83,18 @@ class Registrations(Application[UUID]):
 
     # Commands ------------------------------------------------------------------------
 
-    def run(self, work: Callable[[UnitOfWork], T], now: float) -> T:
-        """Run `work` in one transaction; on a conflict with a concurrent writer, run it
-        again on freshly loaded aggregates."""
+    def run(self, command: Command, now: float) -> Any:
+        """Decide and store one command in its own transaction (the CLI, `handle-notify`,
+        the group commit's one-by-one retries); on a conflict with a concurrent writer,
+        decide it again on freshly loaded aggregates."""
         for attempt in range(CONFLICT_ATTEMPTS):
             if attempt:
                 time.sleep(conflict_pause(attempt))
             uow = UnitOfWork(self, now)
-            result = work(uow)
+            result = execute(uow, command)
             try:
                 uow.commit()
             except IntegrityError:
                 continue
             return result
         raise StoreContended(CONFLICT_ATTEMPTS)
-
-    def register(self, aor: str, request: RegisterRequest, now: float) -> list[Binding]:
-        """Apply a REGISTER; returns the AoR's live bindings afterwards."""
-        return self.run(lambda uow: commands.register(uow, commands.Register(aor, request)), now)
-
-    def expire(self, aor_ids: Sequence[UUID], now: float) -> int:
-        """Record `expired` for the due bindings of the given AoRs; returns how many."""
-        return self.run(lambda uow: commands.expire_due(uow, commands.ExpireDue(tuple(aor_ids))), now)
-
-    def create_contact(self, aor: str, update: ContactUpdate, callid: str, cause: str,
-                       now: float) -> AddressOfRecord:
-        def work(uow: UnitOfWork) -> AddressOfRecord:
-            aggregate = uow.aor(self.identify(aor), "admin", cause)
-            aggregate.create_contact(update, callid, self.node, cause, now)
-            return aggregate
-        return self.run(work, now)
-
-    def shorten(self, aor: str, contact: str, expires: int, cause: str, now: float) -> AddressOfRecord:
-        return self._admin(aor, lambda a: a.shorten(contact, expires, self.node, cause, now), now)
-
-    def deactivate(self, aor: str, contact: str, cause: str, now: float) -> AddressOfRecord:
-        return self._admin(aor, lambda a: a.deactivate(contact, self.node, cause, now), now)
-
-    def reject(self, aor: str, contact: str, cause: str, now: float) -> AddressOfRecord:
-        return self._admin(aor, lambda a: a.reject(contact, self.node, cause, now), now)
-
-    def probation(self, aor: str, contact: str, retry_after: int, cause: str,
-                  now: float) -> AddressOfRecord:
-        return self._admin(aor, lambda a: a.probation(contact, retry_after, self.node, cause, now), now)
-
-    def _admin(self, aor: str, command: Callable[[AddressOfRecord], None],
-               now: float) -> AddressOfRecord:
-        identity = self.identify(aor)
-
-        def work(uow: UnitOfWork) -> AddressOfRecord:
-            aggregate = uow.existing_aor(identity)
-            if aggregate is None:
-                raise UnknownAddressOfRecord(f"no registration for {identity.uri}")
-            command(aggregate)
-            return aggregate
-        return self.run(work, now)

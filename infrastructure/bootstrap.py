@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from functools import partial
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
@@ -25,6 +26,7 @@ import time
 
 from infrastructure.application import Registrations
 from infrastructure.clock import Clock, SystemClock
+from infrastructure.commands import Command, ExpireDue
 from infrastructure.executor import GroupCommitExecutor
 from infrastructure.gateway_port import ExecutorPort
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
@@ -41,6 +43,7 @@ from sip_gateway.client.subscription_keeper import SubscriptionKeeper
 from sip_gateway.reginfo import build_reginfo
 from sip_gateway.server.core import SipCore
 from sip_gateway.server.handlers import GatewayPolicy, RequestHandler
+from sip_gateway.server.notify_modes import notify_mode
 from sip_gateway.server.peers import TrustedPeers
 from sip_gateway.server.registrar import RegistrarPolicy
 from sip_gateway.sip import ServerTransactionLayer
@@ -60,6 +63,12 @@ class Service:
     @property
     def view(self) -> LocationView:
         return self.usrloc.view
+
+    def run(self, command: Command) -> Any:
+        """Decide and store one command now, then bring the usrloc view up to date."""
+        result = self.app.run(command, self.clock.now())
+        self.catch_up()
+        return result
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         return catch_up(self.app, self.usrloc, progress=progress)
@@ -83,7 +92,8 @@ class Service:
         """Record `expired` for every binding whose lifetime has ended."""
         now = self.clock.now()
         self.catch_up()
-        total = self.app.expire([UUID(c) for c in self.view.due_aor_ids(now)], now)
+        due = tuple(UUID(c) for c in self.view.due_aor_ids(now))
+        total = self.app.run(ExpireDue(due), now)
         self.catch_up()
         return total
 
@@ -122,7 +132,6 @@ def build_gateway(service: Service) -> Gateway:
     reginfo, listen = settings.reginfo, settings.listen
     hop = proxy_hop(reginfo.outbound_proxy, listen)
     executor = GroupCommitExecutor(service.app, service.clock,
-                                   default_expires=settings.registrar.default_expires,
                                    store_timeout=settings.store.timeout,
                                    max_pending=settings.store.max_pending)
     transports = Transports(listen.udp, listen.tcp,
@@ -149,15 +158,14 @@ def build_gateway(service: Service) -> Gateway:
         keeper = SubscriptionKeeper(SubscriptionsInStore(service.app, executor.submit, in_store),
                                     outbound, subscriber=reginfo.server_address,
                                     proxy=reginfo.outbound_proxy, proxy_hop=hop, clock=clock)
-    port = ExecutorPort(executor, max_bindings=settings.registrar.max_contacts or None,
+    mode = notify_mode(settings.notify.mode,
+                       accept_unsolicited=settings.notify.accept_unsolicited_notify)
+    port = ExecutorPort(executor, mode, max_bindings=settings.registrar.max_contacts or None,
+                        default_expires=settings.registrar.default_expires,
                         subscribe_on_register=reginfo.subscribe_on_register and keeper is not None)
-    policy = GatewayPolicy(
-        registrar=registrar_policy(settings),
-        trusted=TrustedPeers(settings.security.trusted),
-        notify_mode=settings.notify.mode,
-        notify_reply_code=settings.notify.reply_code,
-        accept_unsolicited_notify=settings.notify.accept_unsolicited_notify,
-    )
+    policy = GatewayPolicy(registrar=registrar_policy(settings),
+                           trusted=TrustedPeers(settings.security.trusted),
+                           notify_mode=mode, notify_reply_code=settings.notify.reply_code)
     handler = RequestHandler(port, policy, clock, keeper)
     core = SipCore(handler, ServerTransactionLayer(), time.monotonic, client=outbound)
     return Gateway(service, executor, transports, core, outbound, publisher, keeper)

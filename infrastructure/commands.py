@@ -1,7 +1,8 @@
-"""Commands the service executes, each a plain function over a UnitOfWork.
+"""The commands the service takes: what the gateway, the CLI and the keeper may ask.
 
-The same functions serve single CLI commands (one command, one transaction) and the
-gateway's group commit (many commands, one transaction), so both decide identically.
+Each is a plain frozen value; infrastructure.command_handlers decides it inside a unit of
+work. Commands carry what their decision needs (the NOTIFY mode and default lifetime, the
+registrar's binding limit), so the same command decides the same way from every entry.
 """
 
 from __future__ import annotations
@@ -9,14 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from domain import Binding, DomainError, RegisterRequest
-from domain.errors import NotSubscribed
-from domain.notify_kamailio import apply_kamailio
-from domain.notify_rfc import NotifyResult, apply_rfc
-from domain.publication_document import resource_uri
+from domain import ContactUpdate, RegisterRequest
 from domain.reginfo import ReginfoDocument
-from domain.resource_subscription import DialogState, ResourceSubscription
-from infrastructure.unit_of_work import UnitOfWork
+from domain.resource_subscription import DialogState
+from sip_gateway.server.notify_modes import NotifyMode
 
 DEFAULT_SUBSCRIPTION = "default"
 
@@ -32,12 +29,14 @@ class Register:
 
 @dataclass(frozen=True)
 class NotifyContext:
-    """Where a document came from: mode, subscription, and whether the dialog ended."""
+    """Where a document came from, and how it is taken."""
 
-    mode: str = "rfc"
-    subscription_id: str = DEFAULT_SUBSCRIPTION
+    mode: NotifyMode
+    subscription_id: str = DEFAULT_SUBSCRIPTION  # the dialog id of the NOTIFY
     ended_reason: str | None = None  # Subscription-State: terminated;reason=...
     cseq: int | None = None  # the NOTIFY's CSeq number, which orders a dialog's NOTIFYs
+    default_expires: int = 3600  # for contacts reported without expires
+    claimed: bool = False  # the subscription keeper holds this dialog
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,6 @@ class ApplyNotify:
 
     document: ReginfoDocument | None
     context: NotifyContext
-    require_subscription: bool = False  # rfc mode without accept_unsolicited_notify
 
 
 @dataclass(frozen=True)
@@ -54,6 +52,54 @@ class ExpireDue:
     """Record `expired` for the lapsed bindings of these AoRs."""
 
     aor_ids: tuple[UUID, ...]
+
+
+@dataclass(frozen=True)
+class CreateContact:
+    """Create a binding administratively (RFC 3680 event `created`)."""
+
+    aor: str
+    update: ContactUpdate
+    callid: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class ShortenContact:
+    """Bring a binding's expiry forward (`shortened`), e.g. to force re-authentication."""
+
+    aor: str
+    contact: str
+    expires: int
+    cause: str
+
+
+@dataclass(frozen=True)
+class DeactivateContact:
+    """Remove a binding; the UA should re-register at once (`deactivated`)."""
+
+    aor: str
+    contact: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class RejectContact:
+    """Remove a binding; the UA should not re-register (`rejected`)."""
+
+    aor: str
+    contact: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class PutOnProbation:
+    """Remove a binding; the UA may re-register after `retry_after` s (`probation`)."""
+
+    aor: str
+    contact: str
+    retry_after: int
+    cause: str
 
 
 @dataclass(frozen=True)
@@ -84,111 +130,6 @@ class RecordSubscriber:
     closed: str | None = None
 
 
-Command = (Register | ApplyNotify | ExpireDue | RequestSubscription | WithdrawSubscription
-           | RecordSubscriber)
-
-
-def register(uow: UnitOfWork, command: Register) -> list[Binding]:
-    app, now = uow.app, uow.now
-    identity = app.identify(command.aor)
-    if command.request is None:
-        found = uow.existing_aor(identity)
-        return found.live_bindings(now) if found else []
-    aggregate = uow.aor(identity, "register", command.request.cause)
-    aggregate.register(command.request, app.node, now, command.max_bindings)
-    return aggregate.live_bindings(now)
-
-
-def apply_notify(uow: UnitOfWork, command: ApplyNotify, default_expires: int) -> NotifyResult:
-    """Decide a document; raises DomainError (before any change) for an unusable one."""
-    app, now, context = uow.app, uow.now, command.context
-    cause = f"NOTIFY subscription={context.subscription_id}"
-    if command.require_subscription:
-        held = uow.existing_subscription(context.subscription_id)
-        if held is None or held.state == "terminated":
-            return NotifyResult(-1, "no subscription matches this NOTIFY's dialog",
-                                unknown_subscription=True)
-    subscription = uow.subscription(context.subscription_id) if context.mode == "rfc" else None
-    if command.document is None:
-        result = NotifyResult(1)
-    elif subscription is not None:
-        result = apply_rfc(command.document, subscription, identify=app.identify,
-                           load=lambda identity: uow.aor(identity, "notify", cause),
-                           node=app.node, now=now, default_expires=default_expires,
-                           cseq=context.cseq)
-    else:
-        result = apply_kamailio(command.document, identify=app.identify,
-                                load=lambda identity: uow.aor(identity, "notify", cause),
-                                node=app.node, now=now, subscription=context.subscription_id)
-    if subscription is not None and context.ended_reason is not None:
-        subscription.end(context.ended_reason, app.node, now)
-    return result
-
-
-def expire_due(uow: UnitOfWork, command: ExpireDue) -> int:
-    expired = 0
-    for aor_id in command.aor_ids:
-        aggregate = uow.aor_by_id(aor_id)
-        if aggregate is not None:
-            expired += aggregate.expire(uow.app.node, uow.now)
-    return expired
-
-
-def subscription_resource(uow: UnitOfWork, uri: str) -> str:
-    """The canonical resource URI a subscription is kept under (default_domain applied)."""
-    return resource_uri(uri, uow.app.policy.default_domain)
-
-
-def request_subscription(uow: UnitOfWork, command: RequestSubscription) -> ResourceSubscription:
-    resource = subscription_resource(uow, command.resource)
-    found = uow.resource_subscription(resource)
-    if found is None:
-        found = ResourceSubscription.request(resource, command.expires, command.origin,
-                                             uow.app.node, uow.now)
-        uow.add(found)
-    else:
-        found.renew(command.expires, command.origin, uow.app.node, uow.now)
-    return found
-
-
-def withdraw_subscription(uow: UnitOfWork, command: WithdrawSubscription) -> ResourceSubscription:
-    resource = subscription_resource(uow, command.resource)
-    found = uow.resource_subscription(resource)
-    if found is None or not found.wanted:
-        raise NotSubscribed(f"no subscription to {resource} is kept")
-    found.withdraw(command.origin, uow.app.node, uow.now)
-    return found
-
-
-def record_subscriber(uow: UnitOfWork, command: RecordSubscriber) -> None:
-    found = uow.resource_subscription(command.resource)
-    if found is None:
-        return
-    node, now = uow.app.node, uow.now
-    if command.established is not None:
-        found.establish(command.established, node, now)
-    if command.failure is not None:
-        found.fail(command.failure, command.dialog_lost, node, now)
-    if command.closed is not None:
-        found.close(command.closed, node, now)
-
-
-def execute(uow: UnitOfWork, command: Command, default_expires: int):
-    """Run one command inside `uow`; DomainError results are returned, not raised."""
-    if isinstance(command, Register):
-        return register(uow, command)
-    if isinstance(command, ApplyNotify):
-        try:
-            return apply_notify(uow, command, default_expires)
-        except DomainError as error:
-            return NotifyResult(-1, str(error))
-    if isinstance(command, ExpireDue):
-        return expire_due(uow, command)
-    if isinstance(command, RequestSubscription):
-        return request_subscription(uow, command)
-    if isinstance(command, WithdrawSubscription):
-        return withdraw_subscription(uow, command)
-    if isinstance(command, RecordSubscriber):
-        return record_subscriber(uow, command)
-    raise TypeError(f"not a command: {command!r}")
-
+Command = (Register | ApplyNotify | ExpireDue | CreateContact | ShortenContact
+           | DeactivateContact | RejectContact | PutOnProbation | RequestSubscription
+           | WithdrawSubscription | RecordSubscriber)

@@ -42,7 +42,8 @@ from eventsourcing.persistence import IntegrityError, InterfaceError, Operationa
 from domain import DomainError, PuaReginfoError
 from infrastructure.application import StoreContended, conflict_pause
 from infrastructure.clock import Clock
-from infrastructure.commands import Command, execute
+from infrastructure.command_handlers import execute
+from infrastructure.commands import Command
 from infrastructure.unit_of_work import UnitOfWork
 
 log = logging.getLogger("pua_reginfo.executor")
@@ -79,12 +80,12 @@ class Outcome:
 class GroupCommitExecutor:
     """Serialises commands into group-committed transactions on one store thread."""
 
-    def __init__(self, app: Any, clock: Clock, *, default_expires: int = 3600,
+    def __init__(self, app: Any, clock: Clock, *,
                  max_batch: int = 500, store_thread: ThreadPoolExecutor | None = None,
                  probe_interval: float = PROBE_INTERVAL,
                  store_timeout: float = STORE_TIMEOUT, max_pending: int = MAX_PENDING):
         self.app, self.clock = app, clock
-        self.default_expires, self.max_batch = default_expires, max_batch
+        self.max_batch = max_batch
         self.store_thread = store_thread or ThreadPoolExecutor(1, thread_name_prefix="store")
         self._queue: deque[tuple[Command, asyncio.Future]] = deque()
         self._wakeup: asyncio.Event | None = None
@@ -231,7 +232,7 @@ class GroupCommitExecutor:
         for command in commands:
             pending = uow.pending_count()
             try:
-                outcomes.append(Outcome(execute(uow, command, self.default_expires)))
+                outcomes.append(Outcome(execute(uow, command)))
             except DomainError as error:
                 if uow.pending_count() != pending:
                     return None
@@ -247,9 +248,7 @@ class GroupCommitExecutor:
         outcomes: list[Outcome] = []
         for index, command in enumerate(commands):
             try:
-                value = self.app.run(lambda uow, c=command: execute(uow, c, self.default_expires),
-                                     self.clock.now())
-                outcomes.append(Outcome(value))
+                outcomes.append(Outcome(self.app.run(command, self.clock.now())))
             except DomainError as error:
                 outcomes.append(Outcome(error=error))
             except StoreContended as error:

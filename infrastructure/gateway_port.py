@@ -7,12 +7,12 @@ import logging
 
 from domain import Binding, RegisterRequest
 from domain.notify_rfc import NotifyResult
-from domain.reginfo import ReginfoDocument
 from infrastructure.application import StoreContended
 from infrastructure.commands import ApplyNotify, NotifyContext, Register, RequestSubscription
 from infrastructure.executor import GroupCommitExecutor, StoreBusy, StoreUnavailable
 from sip_gateway.client.subscriber import DEFAULT_EXPIRES
 from sip_gateway.errors import ServiceUnavailable
+from sip_gateway.server.notify_modes import NotifyIntake, NotifyMode
 
 log = logging.getLogger("pua_reginfo.serve")
 STORE_RETRY_AFTER = 5  # seconds a UA is asked to wait while the event store is unreachable
@@ -22,10 +22,11 @@ BUSY_RETRY_AFTER = 1  # ... while too many requests wait for the store
 class ExecutorPort:
     """RegistrationPort on the group-commit executor."""
 
-    def __init__(self, executor: GroupCommitExecutor, *, max_bindings: int | None,
+    def __init__(self, executor: GroupCommitExecutor, notify_mode: NotifyMode, *,
+                 max_bindings: int | None, default_expires: int,
                  subscribe_on_register: bool = False):
-        self.executor = executor
-        self.max_bindings = max_bindings
+        self.executor, self.notify_mode = executor, notify_mode
+        self.max_bindings, self.default_expires = max_bindings, default_expires
         self.subscribe_on_register = subscribe_on_register
         self._subscribed: set[str] = set()
 
@@ -45,11 +46,10 @@ class ExecutorPort:
         except Exception as error:  # the REGISTER itself succeeded; retried on the next one
             log.warning("could not subscribe to %s: %s", aor, error)
 
-    async def notify(self, document: ReginfoDocument | None, mode: str, subscription_id: str,
-                     ended_reason: str | None, require_subscription: bool,
-                     cseq: int | None = None) -> NotifyResult:
-        context = NotifyContext(mode, subscription_id, ended_reason, cseq)
-        return await self._submit(ApplyNotify(document, context, require_subscription))
+    async def notify(self, intake: NotifyIntake, claimed: bool) -> NotifyResult:
+        context = NotifyContext(self.notify_mode, intake.dialog_id or "unsolicited",
+                                intake.ended_reason, intake.cseq, self.default_expires, claimed)
+        return await self._submit(ApplyNotify(intake.document, context))
 
     async def _submit(self, command):
         """Run a command; an unreachable store, or an AoR other nodes keep changing, is 503

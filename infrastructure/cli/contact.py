@@ -8,6 +8,13 @@ import click
 
 from domain import ContactUpdate, parse_uri
 from infrastructure.cli.options import service_from, store_options
+from infrastructure.commands import (
+    CreateContact,
+    DeactivateContact,
+    PutOnProbation,
+    RejectContact,
+    ShortenContact,
+)
 
 POSITIVE = click.IntRange(min=1)
 
@@ -33,9 +40,7 @@ def add(aor: str, contact_uri: str, expires: int, q: float | None, store_url: st
     parse_uri(contact_uri)
     update = ContactUpdate(uri=contact_uri, expires=expires, q=q)
     with service_from(store_url, config_file) as service:
-        callid = f"admin-{uuid.uuid4()}"
-        record = service.app.create_contact(aor, update, callid, _cause("add"), service.clock.now())
-        service.catch_up()
+        record = service.run(CreateContact(aor, update, f"admin-{uuid.uuid4()}", _cause("add")))
         click.echo(f"created {contact_uri} on {record.aor}, expires in {expires} s")
 
 
@@ -48,29 +53,26 @@ def shorten(aor: str, contact_uri: str, expires: int, store_url: str | None,
             config_file: str | None) -> None:
     """Bring a binding's expiry forward (event `shortened`)."""
     with service_from(store_url, config_file) as service:
-        record = service.app.shorten(aor, contact_uri, expires, _cause("shorten"), service.clock.now())
-        service.catch_up()
+        record = service.run(ShortenContact(aor, contact_uri, expires, _cause("shorten")))
         click.echo(f"shortened {contact_uri} on {record.aor} to {expires} s")
 
 
-def _terminating(action: str, past: str, doc: str) -> click.Command:
+def _terminating(action: str, past: str, make: type, doc: str) -> click.Command:
     @click.argument("aor")
     @click.argument("contact_uri", metavar="CONTACT")
     @store_options
     def command(aor: str, contact_uri: str, store_url: str | None, config_file: str | None) -> None:
         with service_from(store_url, config_file) as service:
-            method = getattr(service.app, action)
-            record = method(aor, contact_uri, _cause(action), service.clock.now())
-            service.catch_up()
+            record = service.run(make(aor, contact_uri, _cause(action)))
             click.echo(f"{past} {contact_uri} on {record.aor}")
 
     command.__doc__ = doc
     return contact.command(action)(command)
 
 
-_terminating("deactivate", "deactivated",
+_terminating("deactivate", "deactivated", DeactivateContact,
              "Remove a binding; the UA should re-register now (event `deactivated`).")
-_terminating("reject", "rejected",
+_terminating("reject", "rejected", RejectContact,
              "Remove a binding; the UA should not re-register (event `rejected`).")
 
 
@@ -84,9 +86,7 @@ def probation(aor: str, contact_uri: str, retry_after: int, store_url: str | Non
               config_file: str | None) -> None:
     """Remove a binding; the UA may re-register after --retry-after (event `probation`)."""
     with service_from(store_url, config_file) as service:
-        record = service.app.probation(aor, contact_uri, retry_after, _cause("probation"),
-                                       service.clock.now())
-        service.catch_up()
+        record = service.run(PutOnProbation(aor, contact_uri, retry_after, _cause("probation")))
         click.echo(f"probation for {contact_uri} on {record.aor}, retry after {retry_after} s")
 
 

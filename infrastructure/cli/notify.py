@@ -9,9 +9,9 @@ import click
 from domain import PuaReginfoError
 from domain.notify_rfc import NotifyResult
 from infrastructure.cli.options import service_from, store_options
-from infrastructure.notifications import DEFAULT_SUBSCRIPTION, MODES, NotifyContext, apply_document
+from infrastructure.commands import DEFAULT_SUBSCRIPTION, ApplyNotify, NotifyContext
 from sip_gateway.errors import PeerError
-from sip_gateway.server.notify_intake import intake_notify
+from sip_gateway.server.notify_modes import MODES, notify_mode, read_notify
 
 MAX_INPUT = 16 * 1024 * 1024
 
@@ -28,18 +28,17 @@ def handle_notify(source: str, mode: str | None, subscription_id: str | None,
     """Apply FILE (a reginfo body or a whole SIP NOTIFY); print 1, 2 or -1."""
     data = _read(source)
     with service_from(store_url, config_file) as service:
-        mode = mode or service.settings.notify.mode
+        # what the operator hands over is applied: no subscription of ours is required
+        taking = notify_mode(mode or service.settings.notify.mode, accept_unsolicited=True)
         try:
-            intake = intake_notify(data, mode)
+            intake = read_notify(data, taking)
         except PeerError as error:
             _report(NotifyResult(-1, f"{error.sip_status}: {error}"))
             return
-        context = NotifyContext(mode, subscription_id or intake.dialog_id or DEFAULT_SUBSCRIPTION,
-                                intake.ended_reason, intake.cseq)
-        result = apply_document(service.app, intake.document, context, service.clock.now(),
+        context = NotifyContext(taking, subscription_id or intake.dialog_id or DEFAULT_SUBSCRIPTION,
+                                intake.ended_reason, intake.cseq,
                                 service.settings.registrar.default_expires)
-        service.catch_up()
-        _report(result)
+        _report(service.run(ApplyNotify(intake.document, context)))
 
 
 def _read(source: str) -> bytes:

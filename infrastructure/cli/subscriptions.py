@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import click
 
 from infrastructure.cli.options import service_from, store_options
-from infrastructure.commands import RequestSubscription, WithdrawSubscription, execute
+from infrastructure.commands import RequestSubscription, WithdrawSubscription
 from infrastructure.status import service_status
 from sip_gateway.client.subscriber import DEFAULT_EXPIRES
 
@@ -25,8 +25,7 @@ from sip_gateway.client.subscriber import DEFAULT_EXPIRES
 def subscribe(uri: str, expires: int, store_url: str | None, config_file: str | None) -> None:
     """Keep a reg subscription to URI (the running service sends the SUBSCRIBE)."""
     with service_from(store_url, config_file) as service:
-        command = RequestSubscription(uri, expires, "cli")
-        found = service.app.run(lambda uow: execute(uow, command, 0), service.clock.now())
+        found = service.run(RequestSubscription(uri, expires, "cli"))
         click.echo(f"subscription to {found.resource} requested (expires {expires} s)")
 
 
@@ -36,8 +35,7 @@ def subscribe(uri: str, expires: int, store_url: str | None, config_file: str | 
 def unsubscribe(uri: str, store_url: str | None, config_file: str | None) -> None:
     """End the reg subscription to URI (the running service sends Expires: 0)."""
     with service_from(store_url, config_file) as service:
-        command = WithdrawSubscription(uri, "cli")
-        found = service.app.run(lambda uow: execute(uow, command, 0), service.clock.now())
+        found = service.run(WithdrawSubscription(uri, "cli"))
         click.echo(f"subscription to {found.resource} withdrawn")
 
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 
 from domain import PuaReginfoError
 from domain.resource_subscription import DialogState
+from domain.subscription import dialog_id
 from sip_gateway.sip import SubscriptionState, TimerValues
 from sip_gateway.sip.grammar import is_token
 from sip_gateway.client.subscribe_request import (
@@ -170,10 +171,9 @@ class SubscriberDialog:
 
     @property
     def dialog_id(self) -> str | None:
-        """As notify_intake.dialog_id makes it: Call-ID, our tag, the notifier's tag."""
         if self._call_id is None or self._remote_tag is None:
             return None
-        return f"{self._call_id};local={self._local_tag};remote={self._remote_tag}"
+        return dialog_id(self._call_id, self._local_tag, self._remote_tag)
 
     def next_deadline(self) -> float | None:
         """When to call next_request; None while a request is in flight, or once terminated."""

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from domain import PuaReginfoError
 from sip_gateway.errors import Forbidden, MethodNotAllowed, PeerError, UnknownSubscription
-from sip_gateway.server.notify_intake import intake_request
+from sip_gateway.server.notify_modes import NotifyMode
 from sip_gateway.server.peers import TrustedPeers
 from sip_gateway.server.ports import RegistrationPort
 from sip_gateway.server.registrar import RegistrarPolicy, read_register, register_ok
@@ -29,9 +29,8 @@ ALLOWED = ("REGISTER", "NOTIFY", "OPTIONS")
 class GatewayPolicy:
     registrar: RegistrarPolicy
     trusted: TrustedPeers
-    notify_mode: str = "rfc"
+    notify_mode: NotifyMode
     notify_reply_code: int = 200
-    accept_unsolicited_notify: bool = False
 
 
 class DialogWatcher(Protocol):
@@ -69,14 +68,10 @@ class RequestHandler:
         return register_ok(request, bindings, self.clock(), to_tag=to_tag_for(request))
 
     async def _notify(self, request: SipRequest) -> SipResponse:
-        mode = self.policy.notify_mode
-        intake = intake_request(request, mode)
-        subscription = intake.dialog_id or "unsolicited"
-        ours = self.watcher is not None and self.watcher.claim(request)
-        required = mode == "rfc" and not self.policy.accept_unsolicited_notify and not ours
-        result = await self.port.notify(intake.document, mode, subscription, intake.ended_reason,
-                                        required, intake.cseq)
-        if ours and result.gap:
+        intake = self.policy.notify_mode.read(request)
+        claimed = self.watcher is not None and self.watcher.claim(request)
+        result = await self.port.notify(intake, claimed)
+        if claimed and result.gap:
             self.watcher.version_gap(request)
         if result.unknown_subscription:
             raise UnknownSubscription(result.reason or "no subscription matches this dialog")

@@ -419,6 +419,7 @@ def test_requests_whose_handler_failed_do_not_fill_the_transaction_table():
     """Was: the superscript-port request left its server transaction in Trying forever, so
     `max_transactions` such datagrams made the gateway answer every new request 503."""
     from sip_gateway.server.handlers import GatewayPolicy, RequestHandler
+    from sip_gateway.server.notify_modes import notify_mode
     from sip_gateway.transport import Arrival
     from sip_gateway.server.peers import TrustedPeers
     from sip_gateway.server.registrar import RegistrarPolicy
@@ -430,7 +431,7 @@ def test_requests_whose_handler_failed_do_not_fill_the_transaction_table():
     async def scenario() -> list[bytes]:
         asyncio.get_running_loop().set_exception_handler(lambda loop, context: None)
         policy = GatewayPolicy(RegistrarPolicy(("example.com",), 60, 3600, 3600),
-                               TrustedPeers(["127.0.0.0/8"]))
+                               TrustedPeers(["127.0.0.0/8"]), notify_mode("rfc"))
         core = SipCore(RequestHandler(None, policy, time.time),
                        ServerTransactionLayer(max_transactions=3), lambda: now[0])
         sent: list[bytes] = []

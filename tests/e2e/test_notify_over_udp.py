@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from domain import ContactUpdate, RegisterRequest
 from infrastructure.cli import cli
+from infrastructure.commands import Register
 from tests.e2e.conftest import HOST
 from tests.integration.notify_cases import cases
 from tests.support import open_test_service
@@ -83,7 +84,7 @@ def _register_carol_offline(store: str) -> None:
         request = RegisterRequest("lab-carol-dev1@127.0.0.1", 1, (
             ContactUpdate("sip:carol@127.0.0.1:5091;transport=udp", 3600),),
             user_agent="sipp-lab-ua carol")
-        service.app.register("sip:carol@example.com", request, time.time())
+        service.app.run(Register("sip:carol@example.com", request), time.time())
         service.catch_up()
     finally:
         service.close()

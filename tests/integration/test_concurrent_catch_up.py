@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from infrastructure.bootstrap import open_service
+from infrastructure.commands import Register
 from tests.support import open_test_service, register, settings_for
 
 T0 = 1_900_000_000.0
@@ -13,8 +14,8 @@ T0 = 1_900_000_000.0
 def test_racing_catch_ups_agree_and_none_fails(store_url):
     writer = open_test_service(store_url)
     for n in range(300):
-        writer.app.register(f"sip:user{n % 60}@example.com",
-                            register(f"c{n % 60}", n + 1, (f"sip:u{n % 60}@10.0.0.{n % 7}", 3600)),
+        writer.app.run(Register(f"sip:user{n % 60}@example.com",
+                            register(f"c{n % 60}", n + 1, (f"sip:u{n % 60}@10.0.0.{n % 7}", 3600))),
                             T0 + n)
     readers = [open_service(settings_for(store_url), catch_up_views=False) for _ in range(3)]
     assert readers[0].view.max_tracking_id(writer.app.name) is None

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from infrastructure.schema import SCHEMA_VERSION
+from infrastructure.commands import Register
 from tests.support import open_test_service, register
 
 OPENERS = 8
@@ -55,7 +56,7 @@ def test_nodes_opening_a_new_database_together_all_open_it(postgres_databases):
 @pytest.mark.postgres
 def test_commands_opening_an_existing_database_in_parallel_all_succeed(postgres_url):
     service = open_test_service(postgres_url)
-    service.app.register("sip:alice@example.com", register("c1", 1, ("sip:a@10.0.0.1", 3600)),
+    service.app.run(Register("sip:alice@example.com", register("c1", 1, ("sip:a@10.0.0.1", 3600))),
                          1_900_000_000.0)
     service.close()
     for _ in range(6):
@@ -65,7 +66,7 @@ def test_commands_opening_an_existing_database_in_parallel_all_succeed(postgres_
 def test_a_store_without_the_schema_marker_is_completed_and_marked(sqlite_url):
     """A store an older version created (no marker) opens, gets what is missing, is marked."""
     service = open_test_service(sqlite_url)
-    service.app.register("sip:alice@example.com", register("c1", 1, ("sip:a@10.0.0.1", 3600)),
+    service.app.run(Register("sip:alice@example.com", register("c1", 1, ("sip:a@10.0.0.1", 3600))),
                          1_900_000_000.0)
     with service.app.factory.datastore.transaction(commit=True) as cursor:
         cursor.execute("DROP TABLE pua_reginfo_schema")

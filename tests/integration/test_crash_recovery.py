@@ -9,17 +9,19 @@ import subprocess
 import sys
 import textwrap
 
+from infrastructure.commands import Register
 from tests.support import open_test_service, register
 
 CRASHING_WRITER = textwrap.dedent("""
     import os, signal, sys, time
     from infrastructure.bootstrap import open_service
+    from infrastructure.commands import Register
     from infrastructure.settings import load_settings
     from domain import ContactUpdate, RegisterRequest
     settings = load_settings(overrides={"store": {"url": sys.argv[1]}})
     service = open_service(settings)
     request = RegisterRequest("crash-call", 1, (ContactUpdate("sip:alice@10.0.0.7", 3600),))
-    service.app.register("sip:alice@example.com", request, time.time())
+    service.app.run(Register("sip:alice@example.com", request), time.time())
     # The events are committed; the usrloc view has not been told. Die right here.
     os.kill(os.getpid(), signal.SIGKILL)
 """)
@@ -52,8 +54,8 @@ def test_killed_writer_then_any_command_catches_the_view_up(store_url):
 def test_a_view_left_behind_is_caught_up_by_the_next_command(store_url):
     service = open_test_service(store_url)
     try:
-        service.app.register("sip:bob@example.com",
-                             register("b1", 1, ("sip:bob@10.0.0.8", 3600)), 1_900_000_000.0)
+        service.app.run(Register("sip:bob@example.com",
+                             register("b1", 1, ("sip:bob@10.0.0.8", 3600))), 1_900_000_000.0)
         assert service.view.rows() == []  # nothing has caught the view up yet
     finally:
         service.close()

@@ -22,6 +22,7 @@ from infrastructure.commands import Register
 from infrastructure.executor import GroupCommitExecutor
 from infrastructure.gateway_port import ExecutorPort
 from sip_gateway.errors import ServiceUnavailable
+from sip_gateway.server.notify_modes import notify_mode
 from tests.support import FakeClock, open_test_service, register
 
 NODES, UAS, REGISTERS, AORS = 2, 20, 30, 5
@@ -98,8 +99,8 @@ class RivalNode:
 
     def write(self) -> None:
         self.cseq += 1
-        self.rival.app.register(self.aor, register("rival", self.cseq,
-                                                   ("sip:rival@10.9.9.9", 600)), T0)
+        self.rival.app.run(Register(self.aor, register("rival", self.cseq,
+                                                   ("sip:rival@10.9.9.9", 600))), T0)
 
     def get(self, aggregate_id, *args, **kwargs):
         found = self.load(aggregate_id, *args, **kwargs)
@@ -148,7 +149,7 @@ def test_a_register_whose_aor_another_node_keeps_changing_for_a_while_succeeds(c
 
 def test_an_aor_contended_for_good_gives_503_with_retry_after_and_no_database_text(contended):
     executor = contended(times=float("inf"))
-    port = ExecutorPort(executor, max_bindings=None)
+    port = ExecutorPort(executor, notify_mode("rfc"), max_bindings=None, default_expires=3600)
     with pytest.raises(ServiceUnavailable) as refused:
         asyncio.run(submit_one_through(port, executor))
     assert refused.value.sip_status == 503 and refused.value.retry_after == 1

@@ -28,6 +28,14 @@ from domain import (
     RegistrationTerminated,
 )
 from infrastructure.application import Registrations
+from infrastructure.commands import (
+    CreateContact,
+    DeactivateContact,
+    PutOnProbation,
+    Register,
+    RejectContact,
+    ShortenContact,
+)
 from tests.support import FakeClock, open_test_service
 
 AORS = ["sip:alice@example.com", "sip:bob@example.com", "sip:Carol@example.org"]
@@ -64,15 +72,16 @@ def run(service, clock: FakeClock, command: tuple) -> None:
     app = service.app
     kind, now = command[0], clock.now()
     if kind == "register":
-        app.register(command[1], command[2], now)
+        app.run(Register(command[1], command[2]), now)
     elif kind == "create":
-        app.create_contact(command[1], ContactUpdate(command[2], 60), "adm", "prop", now)
+        app.run(CreateContact(command[1], ContactUpdate(command[2], 60), "adm", "prop"), now)
     elif kind == "shorten":
-        app.shorten(command[1], command[2], 10, "prop", now)
+        app.run(ShortenContact(command[1], command[2], 10, "prop"), now)
     elif kind == "probation":
-        app.probation(command[1], command[2], 30, "prop", now)
+        app.run(PutOnProbation(command[1], command[2], 30, "prop"), now)
     elif kind in ("deactivate", "reject"):
-        getattr(app, kind)(command[1], command[2], "prop", now)
+        make = DeactivateContact if kind == "deactivate" else RejectContact
+        app.run(make(command[1], command[2], "prop"), now)
     elif kind == "expire":
         service.expire_due()
     else:

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from domain import ContactUpdate, RegisterRequest
 from infrastructure.cli import cli
 from infrastructure.clock import SystemClock
+from infrastructure.commands import Register
 from tests.integration.notify_cases import (
     TABLES,
     Case,
@@ -70,7 +71,7 @@ def register_carol(store_url: str, now: float) -> None:
         request = RegisterRequest("lab-carol-dev1@127.0.0.1", 1, (
             ContactUpdate("sip:carol@127.0.0.1:5091;transport=udp", 3600),),
             user_agent="sipp-lab-ua carol")
-        service.app.register("sip:carol@example.com", request, now)
+        service.app.run(Register("sip:carol@example.com", request), now)
         service.catch_up()
     finally:
         service.close()

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infrastructure.notifications import NotifyContext, apply_document
+from infrastructure.commands import ApplyNotify, NotifyContext
 from sip_gateway.errors import PeerError
-from sip_gateway.server.notify_intake import intake_notify
+from sip_gateway.server.notify_modes import notify_mode, read_notify
 from tests.support import open_test_service
 
 VALID = (b'<?xml version="1.0"?><reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="0" '
@@ -44,11 +44,13 @@ def service(sqlite_url):
 
 
 def apply(service, data: bytes, mode: str):
+    taking = notify_mode(mode, accept_unsolicited=True)
     try:
-        intake = intake_notify(data, mode)
+        intake = read_notify(data, taking)
     except PeerError as error:
         return -1, str(error)
-    result = apply_document(service.app, intake.document, NotifyContext(mode, "s"), 1_900_000_000.0)
+    result = service.app.run(ApplyNotify(intake.document, NotifyContext(taking, "s")),
+                             1_900_000_000.0)
     return result.code, result.reason
 
 

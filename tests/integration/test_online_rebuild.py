@@ -16,6 +16,7 @@ import pytest
 from projections.usrloc import rebuild as rebuild_module
 from projections.usrloc import view as view_module
 from projections.usrloc.rebuild import RebuildIncomplete
+from infrastructure.commands import Register
 from tests.support import open_test_service, register
 
 T0 = 1_900_000_000.0
@@ -27,8 +28,8 @@ def test_rebuilds_while_a_node_registers_lose_nothing_and_readers_never_see_a_pa
         store_url):
     setup = open_test_service(store_url)
     for n in range(QUIET_AORS):
-        setup.app.register(f"sip:quiet{n}@example.com",
-                           register(f"q{n}", 1, (f"sip:quiet{n}@10.1.{n // 250}.{n % 250}", 3600)),
+        setup.app.run(Register(f"sip:quiet{n}@example.com",
+                           register(f"q{n}", 1, (f"sip:quiet{n}@10.1.{n // 250}.{n % 250}", 3600))),
                            T0)
     setup.catch_up()
     setup.close()
@@ -44,8 +45,8 @@ def test_rebuilds_while_a_node_registers_lose_nothing_and_readers_never_see_a_pa
             while not stop.is_set():
                 for _ in range(5):
                     n += 1
-                    service.app.register(f"sip:hot{n % 100}@example.com",
-                                         register(f"h{n % 100}", n, (f"sip:h{n % 100}@10.2.0.1", 3600)),
+                    service.app.run(Register(f"sip:hot{n % 100}@example.com",
+                                         register(f"h{n % 100}", n, (f"sip:h{n % 100}@10.2.0.1", 3600))),
                                          T0 + 1)
                 registered[0] = n
                 service.catch_up()
@@ -103,7 +104,7 @@ def test_a_reader_holding_the_view_makes_the_rebuild_stop_cleanly_not_hang(postg
     monkeypatch.setattr(view_module, "SWAP_LOCK_TIMEOUT", 1)
     service = open_test_service(postgres_url)
     try:
-        service.app.register("sip:alice@example.com", register("c1", 1, ("sip:a@10.0.0.1", 3600)),
+        service.app.run(Register("sip:alice@example.com", register("c1", 1, ("sip:a@10.0.0.1", 3600))),
                              T0)
         service.catch_up()
         before = service.view.rows()

@@ -9,13 +9,15 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from domain import ContactEvent, RegisterRequest
 from domain.reginfo import ContactInfo, ReginfoDocument, RegistrationInfo
 from infrastructure.bootstrap import open_service
-from infrastructure.notifications import NotifyContext, apply_document
+from infrastructure.commands import ApplyNotify, NotifyContext, PutOnProbation
+from sip_gateway.server.notify_modes import notify_mode
 from infrastructure.settings import load_settings
 from projections.publisher import (
     LOCAL_ORIGINS, ComposedDocument, Composer, PublisherProjection, PublisherView,
     group_messages, stored_history,
 )
 from sip_gateway.reginfo import build_reginfo, parse_reginfo, validate_reginfo
+from infrastructure.commands import Register
 from tests.support import FakeClock, open_test_service, register
 
 ALICE, BOB = "sip:alice@example.com", "sip:bob@example.com"
@@ -41,7 +43,7 @@ class Publisher:
 
     def register(self, aor: str, request: RegisterRequest, advance: float = 1.0) -> None:
         self.clock.advance(advance)
-        self.app.register(aor, request, self.clock.now())
+        self.app.run(Register(aor, request), self.clock.now())
 
     def documents(self, node: str | None = None) -> list:
         self.projection.catch_up(self.app)
@@ -73,8 +75,8 @@ def learned_document(version: int, aor: str, *contacts: tuple[str, int]) -> Regi
 
 def notify(publisher: Publisher, document: ReginfoDocument, subscription: str = "s1") -> None:
     publisher.clock.advance(1)
-    result = apply_document(publisher.app, document, NotifyContext("rfc", subscription),
-                            publisher.clock.now())
+    context = NotifyContext(notify_mode("rfc", accept_unsolicited=True), subscription)
+    result = publisher.app.run(ApplyNotify(document, context), publisher.clock.now())
     assert result.code in (1, 2), result.reason
 
 
@@ -134,7 +136,7 @@ def test_notify_learned_contacts_and_their_expiry_publish_nothing(publisher):
 def test_an_admin_action_publishes(publisher):
     publisher.register(ALICE, register("c1", 1, (C1, 60)))
     publisher.clock.advance(1)
-    publisher.app.probation(ALICE, C1, 20, "admin probation", publisher.clock.now())
+    publisher.app.run(PutOnProbation(ALICE, C1, 20, "admin probation"), publisher.clock.now())
     documents = publisher.documents()
     assert [summary(d.body)[2][0][2] for d in documents] == ["registered", "probation"]
     assert documents[-1].final
@@ -200,7 +202,7 @@ def test_another_nodes_changes_are_published_by_that_node_only(publisher, store_
     try:
         theirs = publisher.restart(node="node-b")
         theirs.catch_up(publisher.app)
-        other.app.register(BOB, register("b1", 1, ("sip:bob@10.0.0.9", 60)), publisher.clock.now())
+        other.app.run(Register(BOB, register("b1", 1, ("sip:bob@10.0.0.9", 60))), publisher.clock.now())
         publisher.restart()
         assert publisher.documents() == []
         theirs.catch_up(publisher.app)

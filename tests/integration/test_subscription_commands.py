@@ -31,12 +31,13 @@ from infrastructure.commands import (
     RecordSubscriber,
     RequestSubscription,
     WithdrawSubscription,
-    execute,
 )
 from infrastructure.outbound_stores import SubscriptionsInStore
 from infrastructure.settings import load_settings
 from infrastructure.status import service_status
 from sip_gateway.client.subscription_keeper import WantedSubscription
+from sip_gateway.server.notify_modes import notify_mode
+from infrastructure.commands import Register
 from tests.support import FakeClock, register
 
 BOB = "sip:bob@example.com"
@@ -55,7 +56,7 @@ def service(store_url):
 
 def run(service, command):
     service.clock.advance(1)
-    return service.app.run(lambda uow: execute(uow, command, 3600), service.clock.now())
+    return service.app.run(command, service.clock.now())
 
 
 def topics(service, resource: str) -> list[str]:
@@ -230,13 +231,13 @@ def test_status_reports_subscriptions_publications_and_lag(service):
     run(service, RequestSubscription("carol", 900))
     dialog = dialog_for(service)
     run(service, RecordSubscriber(BOB, established=dialog))
-    context = NotifyContext(mode="rfc", subscription_id=dialog.dialog_id)
+    context = NotifyContext(notify_mode("rfc"), subscription_id=dialog.dialog_id, claimed=True)
     assert run(service, ApplyNotify(document(4), context)).code == 1
     assert run(service, ApplyNotify(document(5), context)).code == 1
     run(service, RecordSubscriber(CAROL, failure="503 response"))
     service.clock.advance(1)
-    service.app.register("sip:alice@example.com",
-                         register("alice-1", 1, ("sip:alice@10.0.0.1", 600)),
+    service.app.run(Register("sip:alice@example.com",
+                         register("alice-1", 1, ("sip:alice@10.0.0.1", 600))),
                          service.clock.now())
     service.catch_up_publisher()
 

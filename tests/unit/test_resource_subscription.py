@@ -26,7 +26,7 @@ from domain.resource_subscription import (
     SubscriptionWithdrawn,
     resource_subscription_id,
 )
-from sip_gateway.server.notify_intake import dialog_id
+from sip_gateway.server.notify_modes import notify_dialog_id as dialog_id
 from sip_gateway.sip import SipRequest, parse_message
 
 T0 = 1_800_000_000.0

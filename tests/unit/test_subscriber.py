@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sip_gateway.server.notify_intake import dialog_id
+from sip_gateway.server.notify_modes import notify_dialog_id as dialog_id
 from sip_gateway.sip import CSeq, Event, NameAddr, SipRequest, SubscriptionState, Via, parse_message
 from sip_gateway.client.subscriber import (
     IN_FLIGHT,

@@ -1,0 +1,185 @@
+"""The service layer: one handler per command, one table, one `execute`.
+
+Every entry runs commands through here: the gateway's group commit (many commands in
+one unit of work), and `Registrations.run` for the CLI, `handle-notify`, the keeper's
+records and the group commit's one-by-one retries (one command per transaction). A
+handler loads what it needs through the unit of work, calls the aggregate, and returns
+a plain result; nothing is saved here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from domain import AddressOfRecord, Binding, DomainError, UnknownAddressOfRecord
+from domain.errors import NotSubscribed
+from domain.notify_rfc import NotifyResult
+from domain.publication_document import resource_uri
+from domain.resource_subscription import ResourceSubscription
+from infrastructure.commands import (
+    ApplyNotify,
+    Command,
+    CreateContact,
+    DeactivateContact,
+    ExpireDue,
+    PutOnProbation,
+    RecordSubscriber,
+    Register,
+    RejectContact,
+    RequestSubscription,
+    ShortenContact,
+    WithdrawSubscription,
+)
+from infrastructure.unit_of_work import UnitOfWork
+from sip_gateway.server.notify_modes import Applying
+
+
+def register(uow: UnitOfWork, command: Register) -> list[Binding]:
+    app, now = uow.app, uow.now
+    identity = app.identify(command.aor)
+    if command.request is None:
+        found = uow.existing_aor(identity)
+        return found.live_bindings(now) if found else []
+    aggregate = uow.aor(identity, "register", command.request.cause)
+    aggregate.register(command.request, app.node, now, command.max_bindings)
+    return aggregate.live_bindings(now)
+
+
+def apply_notify(uow: UnitOfWork, command: ApplyNotify) -> NotifyResult:
+    """Decide a document; a document the domain refuses is -1 and changes nothing."""
+    context = command.context
+    if context.mode.requires_subscription and not belongs_to_us(uow, command):
+        return NotifyResult(-1, "no subscription matches this NOTIFY's dialog",
+                            unknown_subscription=True)
+    cause = f"NOTIFY subscription={context.subscription_id}"
+    applying = Applying(
+        subscription_id=context.subscription_id,
+        subscription=lambda: uow.subscription(context.subscription_id),
+        identify=uow.app.identify, load=lambda identity: uow.aor(identity, "notify", cause),
+        node=uow.app.node, now=uow.now, default_expires=context.default_expires,
+        cseq=context.cseq, ended_reason=context.ended_reason)
+    try:
+        return context.mode.apply(command.document, applying)
+    except DomainError as error:
+        return NotifyResult(-1, str(error))
+
+
+def belongs_to_us(uow: UnitOfWork, command: ApplyNotify) -> bool:
+    """Whether the NOTIFY's dialog is one of our subscriptions: a dialog the keeper holds
+    now, or one whose documents we recorded and that has not ended."""
+    if command.context.claimed:
+        return True
+    held = uow.existing_subscription(command.context.subscription_id)
+    return held is not None and held.state != "terminated"
+
+
+def expire_due(uow: UnitOfWork, command: ExpireDue) -> int:
+    expired = 0
+    for aor_id in command.aor_ids:
+        aggregate = uow.aor_by_id(aor_id)
+        if aggregate is not None:
+            expired += aggregate.expire(uow.app.node, uow.now)
+    return expired
+
+
+def create_contact(uow: UnitOfWork, command: CreateContact) -> AddressOfRecord:
+    aggregate = uow.aor(uow.app.identify(command.aor), "admin", command.cause)
+    aggregate.create_contact(command.update, command.callid, uow.app.node, command.cause, uow.now)
+    return aggregate
+
+
+def shorten_contact(uow: UnitOfWork, command: ShortenContact) -> AddressOfRecord:
+    aggregate = _existing(uow, command.aor)
+    aggregate.shorten(command.contact, command.expires, uow.app.node, command.cause, uow.now)
+    return aggregate
+
+
+def deactivate_contact(uow: UnitOfWork, command: DeactivateContact) -> AddressOfRecord:
+    aggregate = _existing(uow, command.aor)
+    aggregate.deactivate(command.contact, uow.app.node, command.cause, uow.now)
+    return aggregate
+
+
+def reject_contact(uow: UnitOfWork, command: RejectContact) -> AddressOfRecord:
+    aggregate = _existing(uow, command.aor)
+    aggregate.reject(command.contact, uow.app.node, command.cause, uow.now)
+    return aggregate
+
+
+def put_on_probation(uow: UnitOfWork, command: PutOnProbation) -> AddressOfRecord:
+    aggregate = _existing(uow, command.aor)
+    aggregate.probation(command.contact, command.retry_after, uow.app.node, command.cause,
+                        uow.now)
+    return aggregate
+
+
+def _existing(uow: UnitOfWork, aor: str) -> AddressOfRecord:
+    identity = uow.app.identify(aor)
+    aggregate = uow.existing_aor(identity)
+    if aggregate is None:
+        raise UnknownAddressOfRecord(f"no registration for {identity.uri}")
+    return aggregate
+
+
+def request_subscription(uow: UnitOfWork, command: RequestSubscription) -> ResourceSubscription:
+    resource = _resource(uow, command.resource)
+    found = uow.resource_subscription(resource)
+    if found is None:
+        found = ResourceSubscription.request(resource, command.expires, command.origin,
+                                             uow.app.node, uow.now)
+        uow.add(found)
+    else:
+        found.renew(command.expires, command.origin, uow.app.node, uow.now)
+    return found
+
+
+def withdraw_subscription(uow: UnitOfWork, command: WithdrawSubscription) -> ResourceSubscription:
+    resource = _resource(uow, command.resource)
+    found = uow.resource_subscription(resource)
+    if found is None or not found.wanted:
+        raise NotSubscribed(f"no subscription to {resource} is kept")
+    found.withdraw(command.origin, uow.app.node, uow.now)
+    return found
+
+
+def record_subscriber(uow: UnitOfWork, command: RecordSubscriber) -> None:
+    found = uow.resource_subscription(command.resource)
+    if found is None:
+        return
+    node, now = uow.app.node, uow.now
+    if command.established is not None:
+        found.establish(command.established, node, now)
+    if command.failure is not None:
+        found.fail(command.failure, command.dialog_lost, node, now)
+    if command.closed is not None:
+        found.close(command.closed, node, now)
+
+
+def _resource(uow: UnitOfWork, uri: str) -> str:
+    """The canonical resource URI a subscription is kept under (default_domain applied)."""
+    return resource_uri(uri, uow.app.policy.default_domain)
+
+
+HANDLERS: dict[type, Callable[[UnitOfWork, Any], Any]] = {
+    Register: register,
+    ApplyNotify: apply_notify,
+    ExpireDue: expire_due,
+    CreateContact: create_contact,
+    ShortenContact: shorten_contact,
+    DeactivateContact: deactivate_contact,
+    RejectContact: reject_contact,
+    PutOnProbation: put_on_probation,
+    RequestSubscription: request_subscription,
+    WithdrawSubscription: withdraw_subscription,
+    RecordSubscriber: record_subscriber,
+}
+
+
+def execute(uow: UnitOfWork, command: Command) -> Any:
+    """Decide one command inside `uow`; a refused command raises its DomainError."""
+    try:
+        handler = HANDLERS[type(command)]
+    except KeyError:
+        raise TypeError(f"not a command: {command!r}") from None
+    return handler(uow, command)
