@@ -18,7 +18,7 @@ from uuid import UUID
 from eventsourcing.domain import BaseAggregate
 
 from domain.aor import AorIdentity
-from domain.binding import Binding, ContactUpdate, RegisterRequest
+from domain.binding import Binding, ContactUpdate, RegisterRequest, preference
 from domain.contact_machine import ACTIVE, CONTACT_MACHINE, INIT
 from domain.errors import (
     IllegalTransition,
@@ -93,7 +93,7 @@ class AddressOfRecord(BaseAggregate[UUID]):
     def live_bindings(self, now: float) -> list[Binding]:
         """Bindings not yet lapsed at `now`, highest q first (RFC 3261 16.6 ordering)."""
         live = [b for b in self.bindings.values() if not b.is_due(now)]
-        return sorted(live, key=lambda b: (-(b.q if b.q is not None else 1.0), b.contact))
+        return sorted(live, key=lambda b: preference(b.q, b.contact))
 
     def find_binding(self, contact: str, now: float) -> Binding:
         target = parse_uri(contact).comparison_key()

@@ -8,6 +8,14 @@ from functools import cached_property
 from domain.uri import parse_uri
 
 Params = tuple[tuple[str, "str | None"], ...]
+MAX_CSEQ = 2**31 - 1  # RFC 3261 8.1.1.5
+MAX_REG_ID = 2**31 - 1  # RFC 5626 4.2
+
+
+def preference(q: float | None, contact: str, key: str = "") -> tuple[float, str, str]:
+    """Sort key of bindings: highest q first (RFC 3261 16.6, no q counts as 1.0), then by
+    contact URI and binding key, so that every listing of an AoR orders alike."""
+    return (-(q if q is not None else 1.0), contact, key)
 
 
 def binding_key(contact: str, instance: str | None = None, reg_id: int | None = None) -> str:

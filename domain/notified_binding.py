@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from domain.binding import Binding, binding_key
+from domain.binding import MAX_CSEQ, MAX_REG_ID, Binding, binding_key
 from domain.errors import InvalidRequest
 from domain.reginfo import ContactInfo
 
-MAX_CSEQ = 2**31 - 1  # RFC 3261 8.1.1.5
-MAX_REG_ID = 2**31 - 1  # RFC 5626 4.2
 MAX_SECONDS = 2**32 - 1
 
 

@@ -29,9 +29,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from domain.aor import AorPolicy, normalize_aor
-from domain.binding import Binding
+from domain.binding import MAX_CSEQ, Binding, preference
 from domain.contact_machine import ACTIVATING_EVENTS, CONTINUING_EVENTS, TERMINATING_EVENTS
-from domain.notified_binding import MAX_CSEQ, MAX_SECONDS
+from domain.notified_binding import MAX_SECONDS
 from domain.reginfo import CONTACT_EVENTS, ContactInfo, ReginfoDocument, RegistrationInfo, TempGruu
 from domain.uri import TelUri, parse_uri
 
@@ -173,7 +173,7 @@ def _unknown_params(binding: Binding) -> tuple[tuple[str, str], ...]:
 
 
 def _order(binding: Binding) -> tuple[float, str, str]:
-    return (-(binding.q if binding.q is not None else 1.0), binding.contact, binding.key)
+    return preference(binding.q, binding.contact, binding.key)
 
 
 def _seconds_left(binding: Binding, now: float) -> int:

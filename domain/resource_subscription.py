@@ -22,10 +22,19 @@ from eventsourcing.utils import register_topic
 
 from domain.address_of_record import at
 from domain.errors import InvalidRequest
+from domain.resource_subscription_machine import (
+    ACTIVE,
+    CLOSED,
+    REQUESTED,
+    RESOURCE_SUBSCRIPTION_MACHINE,
+    WAITING,
+    WITHDRAWN,
+    is_wanted,
+)
 from domain.subscription import dialog_id
 
-REQUESTED, ACTIVE, WAITING, WITHDRAWN, CLOSED = (
-    "requested", "active", "waiting", "withdrawn", "closed")
+__all__ = ["ACTIVE", "CLOSED", "REQUESTED", "WAITING", "WITHDRAWN", "is_wanted"]
+MACHINE = RESOURCE_SUBSCRIPTION_MACHINE
 REQUEST_ORIGINS = ("cli", "config", "register")
 
 
@@ -68,9 +77,9 @@ class SubscriptionRenewed(AggregateEvent):
 
     def apply(self, aggregate: ResourceSubscription) -> None:
         aggregate.expires = self.expires
-        if aggregate.state in (WITHDRAWN, CLOSED):
-            aggregate.state, aggregate.dialog, aggregate.failures = REQUESTED, None, 0
-            aggregate.last_error = None
+        if not aggregate.wanted:
+            aggregate.dialog, aggregate.failures, aggregate.last_error = None, 0, None
+        aggregate.state = MACHINE.next_state(aggregate.state, "renewed")
 
 
 class SubscriptionEstablished(AggregateEvent):
@@ -87,7 +96,8 @@ class SubscriptionEstablished(AggregateEvent):
     node: str
 
     def apply(self, aggregate: ResourceSubscription) -> None:
-        aggregate.state, aggregate.failures, aggregate.last_error = ACTIVE, 0, None
+        aggregate.state = MACHINE.next_state(aggregate.state, "established")
+        aggregate.failures, aggregate.last_error = 0, None
         aggregate.dialog = DialogState(self.call_id, self.local_tag, self.remote_tag,
                                        self.remote_target, tuple(self.route_set), self.cseq,
                                        self.expires_at)
@@ -106,8 +116,8 @@ class SubscriptionFailed(AggregateEvent):
         aggregate.last_error = self.reason
         if self.dialog_lost:
             aggregate.dialog = None
-        if aggregate.state in (REQUESTED, ACTIVE, WAITING):
-            aggregate.state = WAITING if aggregate.dialog is None else aggregate.state
+        event = "lost" if aggregate.dialog is None else "failed"
+        aggregate.state = MACHINE.next_state(aggregate.state, event)
 
 
 class SubscriptionWithdrawn(AggregateEvent):
@@ -116,7 +126,7 @@ class SubscriptionWithdrawn(AggregateEvent):
     node: str
 
     def apply(self, aggregate: ResourceSubscription) -> None:
-        aggregate.state = WITHDRAWN
+        aggregate.state = MACHINE.next_state(aggregate.state, "withdrawn")
 
 
 class SubscriptionClosed(AggregateEvent):
@@ -127,7 +137,7 @@ class SubscriptionClosed(AggregateEvent):
     node: str
 
     def apply(self, aggregate: ResourceSubscription) -> None:
-        aggregate.state, aggregate.dialog = CLOSED, None
+        aggregate.state, aggregate.dialog = MACHINE.next_state(aggregate.state, "closed"), None
         aggregate.last_error = self.reason
 
 
@@ -158,7 +168,7 @@ class ResourceSubscription(BaseAggregate[UUID]):
     @property
     def wanted(self) -> bool:
         """The keeper should keep a dialog for it."""
-        return self.state in (REQUESTED, ACTIVE, WAITING)
+        return is_wanted(self.state)
 
     @classmethod
     def request(cls, resource: str, expires: int, origin: str, node: str,
@@ -177,8 +187,10 @@ class ResourceSubscription(BaseAggregate[UUID]):
                            timestamp=at(now))
         return True
 
+    # Each command records its event only where the machine has that transition.
+
     def establish(self, dialog: DialogState, node: str, now: float) -> None:
-        if self.wanted:
+        if MACHINE.allows(self.state, "established"):
             self.trigger_event(SubscriptionEstablished, call_id=dialog.call_id,
                                local_tag=dialog.local_tag, remote_tag=dialog.remote_tag,
                                remote_target=dialog.remote_target,
@@ -186,18 +198,18 @@ class ResourceSubscription(BaseAggregate[UUID]):
                                expires_at=dialog.expires_at, node=node, timestamp=at(now))
 
     def fail(self, reason: str, dialog_lost: bool, node: str, now: float) -> None:
-        if self.state != CLOSED:
+        if MACHINE.allows(self.state, "failed"):
             self.trigger_event(SubscriptionFailed, reason=reason, dialog_lost=dialog_lost,
                                node=node, timestamp=at(now))
 
     def withdraw(self, origin: str, node: str, now: float) -> bool:
-        if not self.wanted:
+        if not MACHINE.allows(self.state, "withdrawn"):
             return False
         self.trigger_event(SubscriptionWithdrawn, origin=origin, node=node, timestamp=at(now))
         return True
 
     def close(self, reason: str, node: str, now: float) -> None:
-        if self.state != CLOSED:
+        if MACHINE.allows(self.state, "closed"):
             self.trigger_event(SubscriptionClosed, reason=reason, node=node, timestamp=at(now))
 
 

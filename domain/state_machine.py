@@ -22,7 +22,7 @@ class Transition:
 
 
 class StateMachineSpec:
-    """States and transitions of one RFC 3680 machine, as a checkable table."""
+    """States and transitions of one machine (RFC 3680, RFC 6665), as a checkable table."""
 
     def __init__(self, name: str, states: list[str], initial: str, transitions: list[Transition]):
         self.name = name
@@ -43,6 +43,7 @@ class StateMachineSpec:
         self.events = tuple(self.machine.events)
 
     def allows(self, state: str, event: str) -> bool:
+        """Whether `event` may happen in `state` (a command records it only then)."""
         return (state, event) in self.table
 
     def next_state(self, state: str, event: str) -> str:

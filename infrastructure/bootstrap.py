@@ -37,6 +37,7 @@ from infrastructure.store import StoreError, StoreUrl, probe
 from infrastructure.store_locks import REBUILD, store_lock
 from projections import LocationView, UsrlocProjection, catch_up, rebuild_usrloc
 from projections.publisher import Composer, PublisherProjection, PublisherView, stored_history
+from projections.subscriptions import SubscriptionsProjection, SubscriptionsView
 from sip_gateway.client.outbound import Hop, Outbound, next_hop
 from sip_gateway.client.publisher_client import PublisherClient
 from sip_gateway.client.subscription_keeper import SubscriptionKeeper
@@ -58,6 +59,7 @@ class Service:
     app: Registrations
     usrloc: UsrlocProjection
     publisher: PublisherProjection
+    subscriptions: SubscriptionsProjection
     clock: Clock = field(default_factory=SystemClock)
 
     @property
@@ -72,6 +74,10 @@ class Service:
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         return catch_up(self.app, self.usrloc, progress=progress)
+
+    def catch_up_subscriptions(self) -> int:
+        """Bring the view of the resource subscriptions the keeper keeps up to date."""
+        return catch_up(self.app, self.subscriptions)
 
     def catch_up_publisher(self) -> int:
         """Compose the documents of this node's local changes into the PUBLISH outbox."""
@@ -109,15 +115,18 @@ def open_service(settings: Settings, clock: Clock | None = None, catch_up_views:
                             settings.node.id)
         view = LocationView(app.factory.datastore)
         outbox = PublisherView(app.factory.datastore)
+        kept = SubscriptionsView(app.factory.datastore)
         recorders = [app.recorder, *([app.snapshots.recorder] if app.snapshots else []),
-                     view, outbox]
+                     view, outbox, kept]
         ensure_schema(store, app.factory.datastore, recorders)
         compat = settings.reginfo.kamailio_compat
         composer = Composer(settings.reginfo.default_domain, stored_history(app),
                             partial(build_reginfo, kamailio_attributes=compat),
                             kamailio_compat=compat)
         publisher = PublisherProjection(outbox, settings.node.id, app.name, composer)
-        service = Service(settings, app, UsrlocProjection(view), publisher,
+        subscriptions = SubscriptionsProjection(
+            kept, lambda aggregate_id, version: app.repository.get(aggregate_id, version=version))
+        service = Service(settings, app, UsrlocProjection(view), publisher, subscriptions,
                           clock or SystemClock())
         if catch_up_views:
             service.catch_up()
@@ -155,7 +164,7 @@ def build_gateway(service: Service) -> Gateway:
                                     proxy_hop=hop, clock=clock)
     keeper = None
     if reginfo.server_address:
-        keeper = SubscriptionKeeper(SubscriptionsInStore(service.app, executor.submit, in_store),
+        keeper = SubscriptionKeeper(SubscriptionsInStore(service, executor.submit, in_store),
                                     outbound, subscriber=reginfo.server_address,
                                     proxy=reginfo.outbound_proxy, proxy_hop=hop, clock=clock)
     mode = notify_mode(settings.notify.mode,

@@ -1,9 +1,10 @@
 """The store behind the PUBLISH client and the subscription keeper (their ports).
 
 Publication state lives in the publisher projection's tables (outbox, entity-tags), read
-and written on the store thread. Subscription state lives in the event store: requests are
-followed on the notification log by topic, and what the keeper learns is recorded as
-events of the `ResourceSubscription` aggregates through the group-commit executor.
+and written on the store thread. Subscription state lives in the event store as
+`ResourceSubscription` aggregates: the keeper reads the requests from their tracked
+projection (projections/subscriptions), and what it learns is recorded as their events
+through the group-commit executor.
 """
 
 from __future__ import annotations
@@ -11,16 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-
-from domain.resource_subscription import REQUEST_TOPICS, DialogState, ResourceSubscription
+from domain.resource_subscription import DialogState
 from infrastructure.commands import RecordSubscriber
+from projections.subscriptions import SubscriptionRow
 from sip_gateway.client.subscription_keeper import WantedSubscription
 
 InStore = Callable[..., Awaitable[Any]]
-PAGE = 500
 
 
 class PublicationsInStore:
@@ -63,11 +61,13 @@ class PublicationsInStore:
 
 
 class SubscriptionsInStore:
-    """SubscriberStore port on the ResourceSubscription aggregates."""
+    """SubscriberStore port: requests read from the subscriptions view (a tracked
+    projection of the ResourceSubscription events), what the keeper learns recorded as
+    events through the group-commit executor."""
 
-    def __init__(self, app: Any, submit: Callable[[Any], Awaitable[Any]], in_store: InStore):
-        self.app, self.submit, self.in_store = app, submit, in_store
-        self.position = 0
+    def __init__(self, service: Any, submit: Callable[[Any], Awaitable[Any]], in_store: InStore):
+        self.service, self.submit, self.in_store = service, submit, in_store
+        self.position = 0  # the latest request the keeper was told of
 
     async def changed(self) -> Sequence[WantedSubscription]:
         return await self.in_store(self._changed)
@@ -82,33 +82,15 @@ class SubscriptionsInStore:
         await self.submit(RecordSubscriber(resource, closed=reason))
 
     def _changed(self) -> list[WantedSubscription]:
-        head = self.app.recorder.max_notification_id() or 0
-        ids = _requested(self.app, self.position, head)
-        self.position = head  # the next look scans only what is newer
-        return [wanted for wanted in map(self._load, ids) if wanted is not None]
-
-    def _load(self, aggregate_id: UUID) -> WantedSubscription | None:
-        try:
-            found: ResourceSubscription = self.app.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        return WantedSubscription(found.resource, found.expires, found.wanted, found.dialog)
+        self.service.catch_up_subscriptions()
+        rows = self.service.subscriptions.view.requested_since(self.position)
+        if rows:
+            self.position = max(row.requested_at for row in rows)
+        return [WantedSubscription(row.resource, row.expires, row.wanted, row.dialog)
+                for row in rows]
 
 
-def kept_subscriptions(app: Any) -> list[ResourceSubscription]:
-    """Every ResourceSubscription in the store (for `status`)."""
-    head = app.recorder.max_notification_id() or 0
-    return [app.repository.get(aggregate_id) for aggregate_id in _requested(app, 0, head)]
-
-
-def _requested(app: Any, after: int, head: int) -> list[UUID]:
-    """The ResourceSubscriptions requested or withdrawn in notifications (after, head]."""
-    ids: dict[UUID, None] = {}
-    while after < head:
-        page = app.recorder.select_notifications(after + 1, PAGE, stop=head,
-                                                 topics=REQUEST_TOPICS)
-        ids.update((notification.originator_id, None) for notification in page)
-        if len(page) < PAGE:
-            break
-        after = page[-1].id
-    return list(ids)
+def kept_subscriptions(service: Any) -> list[SubscriptionRow]:
+    """Every resource subscription in the store (for `status`)."""
+    service.catch_up_subscriptions()
+    return service.subscriptions.view.rows()

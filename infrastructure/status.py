@@ -28,7 +28,7 @@ def service_status(service: Service) -> dict[str, Any]:
     return {
         "notifications": head,
         "projections": projections,
-        "subscriptions": [_subscription(app, s) for s in kept_subscriptions(app)],
+        "subscriptions": [_subscription(app, s) for s in kept_subscriptions(service)],
         "publications": [_publication(row) for row in service.publisher.view.publications()],
     }
 

@@ -1,7 +1,9 @@
 """Bring a tracked projection up to the end of the application's notification log.
 
 Notifications are read in large batches straight from the recorder (the notification
-log API caps a page at 10), turned back into domain events, and handed to the projection
+log API caps a page at 10), only those of the projection's `topics` when it names some
+(then its position is the last notification of those topics it applied), turned back
+into domain events, and handed to the projection
 together with the tracking position of the batch's last notification and the position it
 was read after. Several processes may catch the same view up at once: the view refuses a
 batch unless it still stands where the batch was read after, and the loser carries on
@@ -22,6 +24,7 @@ BATCH_SIZE = 1000
 class TrackedProjection(Protocol):
     name: str
     view: TrackingRecorder
+    topics: tuple[str, ...]  # () for every notification
 
     def process(self, events: list[Any], tracking: Tracking, after: int) -> None: ...
 
@@ -40,7 +43,8 @@ def catch_up(
     done = 0
     start = position(app, projection) + 1
     while True:
-        notifications = app.recorder.select_notifications(start, limit=batch_size)
+        notifications = app.recorder.select_notifications(
+            start, limit=batch_size, topics=projection.topics)
         if not notifications:
             return done
         events = [app.mapper.to_domain_event(n) for n in notifications]

@@ -1,6 +1,11 @@
-"""Errors of the protocol edge: each one a peer's fault, carrying the SIP status to answer."""
+"""Errors of the protocol edge: a peer's fault, carrying the SIP status to answer, or our
+own misuse of a sans-IO machine (a bug here, never the peer's)."""
 
 from domain import PuaReginfoError
+
+
+class Misuse(PuaReginfoError):
+    """Our own code drove a sans-IO machine against its contract (a bug; 500 if answered)."""
 
 
 class PeerError(PuaReginfoError):

@@ -20,6 +20,7 @@ class UsrlocProjection:
     """Keeps the location view in step with the registration ledger."""
 
     name = "usrloc"
+    topics = ()  # every notification: each batch moves the position to the log's end
 
     def __init__(self, view: LocationView):
         self.view = view

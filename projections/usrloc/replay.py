@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from domain import ContactEvent
+from domain.binding import preference
 from projections.usrloc.row import LocationRow
 
 
@@ -23,4 +24,4 @@ def rows_at(events: Iterable[Any], when: datetime) -> list[LocationRow]:
                 rows[event.binding.key] = LocationRow.from_event(event)
     moment = when.timestamp()
     live = [row for row in rows.values() if row.expires > moment]
-    return sorted(live, key=lambda r: (-(r.q if r.q is not None else 1.0), r.contact))
+    return sorted(live, key=lambda r: preference(r.q, r.contact))

@@ -1,11 +1,11 @@
 """The location view: a SQL table plus a tracking row, written in one transaction.
 
-The view is a TrackingRecorder whose position moves by compare-and-set: a batch read
-after position `after` is written, with its new position, only if the view still stands
-at `after`. So a batch is applied exactly once even when several runners (every node and
-every CLI command catches the view up) race, and no runner can write a batch it read
-before a rebuild swapped a new table in. A rebuild builds a second table beside the live
-one (`beside()`) and swaps it in with `swap_in()` (see projections/usrloc/rebuild.py).
+The view is a TrackingRecorder whose position moves by compare-and-set
+(projections/tracking.py), so a batch is applied exactly once even when several runners
+(every node and every CLI command catches the view up) race, and no runner can write a
+batch it read before a rebuild swapped a new table in. A rebuild builds a second table
+beside the live one (`beside()`) and swaps it in with `swap_in()` (see
+projections/usrloc/rebuild.py).
 The same code serves SQLite and PostgreSQL; only the placeholder style, the schema prefix
 and the index renaming of a swap differ.
 """
@@ -24,6 +24,7 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
+from projections.tracking import TrackingTable
 from projections.usrloc.row import COLUMNS, LocationRow
 
 LOCATION = "usrloc_location"
@@ -42,8 +43,6 @@ _LOCATION_DDL = (
     " event TEXT NOT NULL, origin TEXT NOT NULL, PRIMARY KEY (aor_id, binding_key))"
 )
 _EXPIRES_INDEX = "CREATE INDEX IF NOT EXISTS {name}_expires ON {location} (expires)"
-_TRACKING_DDL = ("CREATE TABLE IF NOT EXISTS {tracking} ("
-                 " application_name TEXT PRIMARY KEY, notification_id BIGINT NOT NULL)")
 
 
 class LocationView(TrackingRecorder):
@@ -64,25 +63,16 @@ class LocationView(TrackingRecorder):
             + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[2:])
         )
         self._delete = self._sql(f"DELETE FROM {self.location} WHERE aor_id = %s AND binding_key = %s")
-        self._move = self._sql(
-            f"UPDATE {self.tracking} SET notification_id = %s "
-            f"WHERE application_name = %s AND notification_id = %s RETURNING notification_id")
-        self._start = self._sql(
-            f"INSERT INTO {self.tracking} (application_name, notification_id) VALUES (%s, %s) "
-            f"ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id "
-            f"WHERE {self.tracking}.notification_id = 0 RETURNING notification_id")
-        self._hold = self._sql(
-            f"INSERT INTO {self.tracking} (application_name, notification_id) VALUES (%s, 0) "
-            f"ON CONFLICT (application_name) DO UPDATE SET notification_id = "
-            f"{self.tracking}.notification_id RETURNING notification_id")
+        self.positions = TrackingTable(self.tracking, self.mark)
 
     def _sql(self, statement: str) -> str:
         return statement.replace("%s", self.mark)
 
     def create_table(self) -> None:
         with self.datastore.transaction(commit=True) as cursor:
-            for statement in (_LOCATION_DDL, _EXPIRES_INDEX, _TRACKING_DDL):
+            for statement in (_LOCATION_DDL, _EXPIRES_INDEX):
                 cursor.execute(self._ddl(statement))
+            cursor.execute(self.positions.ddl())
 
     def _ddl(self, statement: str) -> str:
         return statement.format(location=self.location, tracking=self.tracking, name=self.name)
@@ -98,11 +88,8 @@ class LocationView(TrackingRecorder):
         self.apply([], (), tracking, after)
 
     def max_tracking_id(self, application_name: str) -> int | None:
-        rows = self._select(
-            f"SELECT notification_id FROM {self.tracking} WHERE application_name = %s",
-            (application_name,),
-        )
-        return rows[0]["notification_id"] if rows else None
+        with self.datastore.transaction(commit=False) as cursor:
+            return self.positions.position(cursor, application_name)
 
     # Writes --------------------------------------------------------------------------
 
@@ -111,15 +98,8 @@ class LocationView(TrackingRecorder):
         """Write one batch read after position `after`, and move the position to
         `tracking`, atomically; refuse it unless the view still stands at `after`."""
         with self.datastore.transaction(commit=True) as cursor:
-            name, position = tracking.application_name, tracking.notification_id
-            if after:
-                cursor.execute(self._move, (position, name, after))
-            else:
-                cursor.execute(self._start, (name, position))
-            if cursor.fetchone() is None:
-                raise IntegrityError(
-                    f"usrloc view of {name} no longer stands at notification {after}: "
-                    f"not applying the batch up to {position}")
+            self.positions.move(cursor, tracking.application_name, tracking.notification_id,
+                                after)
             self._write(cursor, upserts, deletes)
 
     def _write(self, cursor: Any, upserts: Sequence[LocationRow],
@@ -140,7 +120,7 @@ class LocationView(TrackingRecorder):
         for statement in (f"DROP TABLE IF EXISTS {other.location}",
                           f"DROP TABLE IF EXISTS {other.tracking}",
                           other._ddl(_LOCATION_DDL),  # its expires index comes with the swap
-                          other._ddl(_TRACKING_DDL)):
+                          other.positions.ddl()):
             with self.datastore.transaction(commit=True) as cursor:
                 cursor.execute(statement)
         return other
@@ -160,8 +140,7 @@ class LocationView(TrackingRecorder):
             with self.datastore.transaction(commit=True) as cursor:
                 if self.postgres:
                     cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}s'")
-                cursor.execute(self._hold, (application_name,))
-                live_at = cursor.fetchone()["notification_id"]
+                live_at = self.positions.hold(cursor, application_name)
                 if built_at < live_at and not behind_ok:
                     raise _Behind
                 cursor.execute(f"DROP TABLE {self.location}")
@@ -170,9 +149,7 @@ class LocationView(TrackingRecorder):
                     cursor.execute(f"ALTER INDEX {self.schema}{built.name}_pkey "
                                    f"RENAME TO {self.name}_pkey")
                 cursor.execute(self._ddl(_EXPIRES_INDEX))
-                cursor.execute(self._sql(f"UPDATE {self.tracking} SET notification_id = %s "
-                                         f"WHERE application_name = %s"),
-                               (built_at, application_name))
+                self.positions.set(cursor, application_name, built_at)
                 cursor.execute(f"DROP TABLE {built.tracking}")
         except _Behind:
             return False

@@ -34,7 +34,7 @@ from sip_gateway.sip.timers import TimerValues
 from sip_gateway.transport import Address
 
 log = logging.getLogger("pua_reginfo.outbound")
-TRANSPORTS = ("udp", "tcp")
+CARRIED = ("udp", "tcp")  # the transports our requests can go over
 
 
 class ClientTransport(Protocol):
@@ -64,7 +64,7 @@ def next_hop(uri_text: str) -> Hop:
     if not isinstance(uri, SipUri):
         raise ValueError(f"{uri_text!r} is not a SIP URI")
     transport = (uri.param("transport") or "udp").lower()
-    if uri.scheme.lower() != "sip" or transport not in TRANSPORTS:
+    if uri.scheme.lower() != "sip" or transport not in CARRIED:
         raise ValueError(f"{uri_text!r}: only sip: over udp or tcp is supported")
     host = uri.host.strip("[]")
     port = uri.port or 5060

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from sip_gateway.client.backoff import Backoff
 from sip_gateway.errors import MalformedMessage
 from sip_gateway.client.publication_request import PublicationMisuse, PublishKind, PublishPlan
+from sip_gateway.sip.machine import step
 from sip_gateway.sip.values import MAX_DELTA_SECONDS, ETag
 
 UNPUBLISHED, PUBLISHING, PUBLISHED = "unpublished", "publishing", "published"
@@ -217,11 +218,8 @@ class Publication:
 
     # --- internals ---
     def _step(self, event: str) -> None:
-        try:
-            self._state = PUBLICATION_MACHINE[(self._state, event)]
-        except KeyError:
-            raise PublicationMisuse(
-                f"publication: {event} not allowed in state {self._state}") from None
+        self._state = step(PUBLICATION_MACHINE, self._state, event, PublicationMisuse,
+                           "publication")
 
     def _see(self, now: float) -> None:
         self._seen = max(self._seen, now)

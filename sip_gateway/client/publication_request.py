@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
-from domain import PuaReginfoError
 from domain.errors import InvalidUri
 from domain.uri import SipUri, parse_uri
-from sip_gateway.errors import MalformedMessage
+from sip_gateway.errors import MalformedMessage, Misuse
 from sip_gateway.sip.grammar import is_token
 from sip_gateway.sip.headers import Headers
 from sip_gateway.sip.message import SipRequest, SipResponse
@@ -27,7 +26,9 @@ from sip_gateway.sip.timers import MAGIC_COOKIE
 from sip_gateway.sip.values import (
     MAX_CSEQ,
     MAX_DELTA_SECONDS,
+    MAX_FORWARDS,
     REGINFO,
+    VIA_TRANSPORTS,
     CSeq,
     ETag,
     Via,
@@ -35,14 +36,12 @@ from sip_gateway.sip.values import (
 )
 
 EVENT_PACKAGE = "reg"  # RFC 3680 4.1
-MAX_FORWARDS = 70  # RFC 3261 8.1.1.6
-TRANSPORTS = ("UDP", "TCP", "TLS", "SCTP", "WS", "WSS")
 
 T = TypeVar("T")
 _CALL_ID = re.compile(r"[^\s@<>\"]+(?:@[^\s@<>\"]+)?")  # word ["@" word], RFC 3261 25.1
 
 
-class PublicationMisuse(PuaReginfoError):
+class PublicationMisuse(Misuse):
     """Our own code broke the publication's contract (not a peer's fault, 500)."""
 
 
@@ -101,7 +100,7 @@ def build_publish(
         raise PublicationMisuse(f"bad call_id: {call_id!r}")
     if not isinstance(cseq, int) or not 0 <= cseq <= MAX_CSEQ:
         raise PublicationMisuse(f"CSeq number must be 0..{MAX_CSEQ}, got {cseq!r}")
-    if transport.upper() not in TRANSPORTS:
+    if transport.upper() not in VIA_TRANSPORTS:
         raise PublicationMisuse(f"unknown transport {transport!r}")
     via = _via(transport.upper(), via_host, via_port, branch)
     headers = Headers([("Via", via)])

@@ -1,16 +1,13 @@
 """The PUBLISH client: outbox documents in, RFC 3903 publications on the wire.
 
-Theory of operation. The publisher projection writes one document per local change of an
-AoR into a durable outbox (oldest first). This client keeps one `Publication` per resource
-and feeds it the documents one at a time: a document is `want`ed only once the previous
-one was accepted, so every change reaches the compositor as its own PUBLISH and in order.
-While a publication is failing (back-off), documents that queue up behind it are
-superseded by the newest one, which holds the full state (RFC 3680 5.3): the outbox never
-grows without bound and the compositor gets the latest state as soon as it answers again.
-A `final` document (the last binding is gone) is followed by the removal (Expires: 0,
-RFC 3903 4.5). Acknowledged documents leave the outbox together with the new entity-tag,
-so a restart resumes each publication with SIP-If-Match and re-sends only what was not
-acknowledged. The store is reached only through the `PublicationStore` port.
+The asyncio driver of one `PublicationQueue` per resource (sip_gateway/client/
+publication_queue.py: which document goes next, which are superseded, which must leave
+the outbox). A round reads the new outbox documents, visits only the resources with news
+or a due time (the Agenda), sends the PUBLISH each publication plans (built by
+publication_request) through the outbound proxy, and records the answer through the
+`PublicationStore` port: accepted documents leave the outbox together with the new
+entity-tag, so a restart resumes each publication with SIP-If-Match and re-sends only
+what was not acknowledged.
 """
 
 from __future__ import annotations
@@ -18,30 +15,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from sip_gateway.client.agenda import Agenda
 from sip_gateway.client.outbound import Hop, Outbound
 from sip_gateway.client.publication import Publication
-from sip_gateway.client.publication_request import PublishKind, PublishPlan, build_publish, publish_response_fields
+from sip_gateway.client.publication_queue import OutboxDocument, PublicationQueue, new_queue
+from sip_gateway.client.publication_request import (
+    PublishKind,
+    PublishPlan,
+    build_publish,
+    publish_response_fields,
+)
 from sip_gateway.sip import SipResponse
 
 log = logging.getLogger("pua_reginfo.publisher")
 TICK = 1.0
-
-
-class OutboxDocument(Protocol):
-    id: int
-    resource: str
-    version: int
-    body: bytes
-    expires: int
-    final: bool
 
 
 class HeldPublication(Protocol):
@@ -60,18 +51,6 @@ class PublicationStore(Protocol):
     async def discard(self, ids: list[int]) -> None: ...
 
 
-@dataclass
-class _Slot:
-    publication: Publication
-    call_id: str
-    from_tag: str
-    cseq: int = 0
-    queue: deque = field(default_factory=deque)
-    current: OutboxDocument | None = None
-    acknowledged: bool = True
-    unsaved: list[int] = field(default_factory=list)  # sent or superseded; still in the outbox
-
-
 class PublisherClient:
     """Sends the outbox as PUBLISH requests through the outbound proxy (RFC 3903)."""
 
@@ -81,7 +60,7 @@ class PublisherClient:
         self.store, self.outbound = store, outbound
         self.proxy, self.proxy_hop = proxy, proxy_hop
         self.clock, self.uniform = clock, uniform
-        self.slots: dict[str, _Slot] = {}
+        self.slots: dict[str, PublicationQueue] = {}
         self.sent = 0
         self._last_id = 0
         self._wakeup = asyncio.Event()
@@ -149,23 +128,27 @@ class PublisherClient:
             self._documents, self._read_at = False, now
             for document in await self.store.pending(self._last_id):
                 self._last_id = max(self._last_id, document.id)
-                self._slot(document.resource).queue.append(document)
+                self._slot(document.resource).add(document)
                 self._agenda.mark(document.resource)
         for resource in self._agenda.due(now):
             slot = self.slots.get(resource)
             if slot is not None:
                 await self._visit(resource, slot, now)
 
-    async def _visit(self, resource: str, slot: _Slot, now: float) -> None:
+    async def _visit(self, resource: str, slot: PublicationQueue, now: float) -> None:
         if slot.unsaved and slot.publication.in_flight is None:
             await self._remove_from_outbox(slot, [])
-        await self._feed(slot, now)
+        stale = slot.feed(now)
+        if stale:
+            await self._remove_from_outbox(slot, [document.id for document in stale])
+            log.info("%s: %d document(s) superseded while the publication fails",
+                     slot.resource, len(stale))
         plan = slot.publication.next_request(now)
         if plan is not None:
             task = asyncio.get_running_loop().create_task(self._send(slot, plan))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        elif slot.publication.forgotten and not slot.queue and not slot.unsaved:
+        elif slot.done:
             del self.slots[resource]
         else:
             if slot.unsaved:
@@ -174,39 +157,12 @@ class PublisherClient:
             if deadline is not None:
                 self._agenda.at(resource, deadline)
 
-    async def _feed(self, slot: _Slot, now: float) -> None:
+    async def _send(self, slot: PublicationQueue, plan: PublishPlan) -> None:
         publication = slot.publication
-        if not slot.queue or publication.in_flight is not None:
-            return
-        if publication.failures:
-            await self._collapse(slot, now)
-        elif publication.settled:
-            self._want(slot, slot.queue.popleft(), now)
-
-    async def _collapse(self, slot: _Slot, now: float) -> None:
-        """While failing, the newest document (full state) replaces the unsent ones."""
-        stale = [slot.queue.popleft() for _ in range(len(slot.queue) - 1)]
-        if slot.current is not None and not slot.acknowledged:
-            stale.insert(0, slot.current)
-        if stale:
-            await self._remove_from_outbox(slot, [document.id for document in stale])
-            log.info("%s: %d document(s) superseded while the publication fails",
-                     slot.publication.resource, len(stale))
-        self._want(slot, slot.queue.popleft(), now)
-
-    def _want(self, slot: _Slot, document: OutboxDocument, now: float) -> None:
-        slot.current, slot.acknowledged = document, False
-        slot.publication.want(document.body, max(1, document.expires), now)
-        if document.final:
-            slot.publication.want_removed(now)
-
-    async def _send(self, slot: _Slot, plan: PublishPlan) -> None:
-        publication = slot.publication
-        slot.cseq += 1
         via_host, via_port = self.outbound.sent_by(self.proxy_hop)
         request = build_publish(
             plan, resource=publication.resource, from_uri=publication.resource,
-            from_tag=slot.from_tag, call_id=slot.call_id, cseq=slot.cseq,
+            from_tag=slot.from_tag, call_id=slot.call_id, cseq=slot.next_cseq(),
             branch=self.outbound.new_branch(), via_host=via_host, via_port=via_port,
             transport=self.proxy_hop.transport, route=self.proxy)
         response = await self.outbound.request(request, self.proxy_hop)
@@ -226,13 +182,12 @@ class PublisherClient:
         self._agenda.mark(publication.resource)
         self.wake()
 
-    async def _record(self, slot: _Slot, plan: PublishPlan, response: SipResponse | None) -> None:
-        publication, resource = slot.publication, slot.publication.resource
-        current = slot.current
-        if (current is not None and not slot.acknowledged and publication.etag
-                and publication.holds(current.body)):
-            slot.acknowledged = True
-            await self._remove_from_outbox(slot, [current.id], publication.etag,
+    async def _record(self, slot: PublicationQueue, plan: PublishPlan,
+                      response: SipResponse | None) -> None:
+        publication, resource = slot.publication, slot.resource
+        accepted = slot.accepted()
+        if accepted is not None:
+            await self._remove_from_outbox(slot, [accepted.id], publication.etag,
                                            publication.expires_at or self.clock())
         elif plan.kind is PublishKind.REMOVE and publication.etag is None:
             await self.store.forget_etag(resource)
@@ -243,30 +198,28 @@ class PublisherClient:
             await self.store.record_failure(resource, publication.last_error,
                                             publication.failures)
 
-    async def _remove_from_outbox(self, slot: _Slot, ids: list[int], etag: str | None = None,
+    async def _remove_from_outbox(self, slot: PublicationQueue, ids: list[int],
+                                  etag: str | None = None,
                                   expires_at: float | None = None) -> None:
-        """Acknowledge (with the entity-tag) or discard documents. If the store fails, the
-        ids are kept and removed on a later round: a document that stayed in the outbox
-        would be sent again after a restart, stale behind newer ones."""
-        ids = slot.unsaved + ids
+        """Acknowledge (with the entity-tag) or discard documents; if the store fails, the
+        queue keeps the ids for the next removal."""
+        ids = slot.removing(ids)
         try:
             if etag is not None:
-                await self.store.acknowledge(slot.publication.resource, ids, etag,
-                                             expires_at or self.clock())
+                await self.store.acknowledge(slot.resource, ids, etag, expires_at or self.clock())
             else:
                 await self.store.discard(ids)
         except Exception as error:
-            slot.unsaved = ids
+            slot.removal_stored(False, ids)
             log.warning("%s: %d outbox document(s) not removed yet: %s",
-                        slot.publication.resource, len(ids), error)
+                        slot.resource, len(ids), error)
         else:
-            slot.unsaved = []
+            slot.removal_stored(True, ids)
 
-    def _slot(self, resource: str, publication: Publication | None = None) -> _Slot:
+    def _slot(self, resource: str, publication: Publication | None = None) -> PublicationQueue:
         slot = self.slots.get(resource)
         if slot is None:
-            slot = _Slot(publication or Publication(resource, random=self.uniform),
-                         call_id=secrets.token_hex(16), from_tag=secrets.token_hex(8))
+            slot = new_queue(resource, self.uniform, publication)
             self.slots[resource] = slot
             self._agenda.mark(resource)
         return slot

@@ -14,11 +14,10 @@ from dataclasses import dataclass, replace
 from domain.uri import SipUri, parse_uri
 from sip_gateway.client.backoff import Backoff
 from sip_gateway.errors import MalformedMessage
-from sip_gateway.sip import Headers, NameAddr, SipRequest
-from sip_gateway.sip.values import REGINFO
+from sip_gateway.sip import Headers, NameAddr, SipRequest, SipResponse, SubscriptionState
+from sip_gateway.sip.values import MAX_FORWARDS, REGINFO, parse_delta_seconds
 
 INITIAL, REFRESH, UNSUBSCRIBE = "initial", "refresh", "unsubscribe"
-MAX_FORWARDS = 70
 
 
 @dataclass(frozen=True)
@@ -113,3 +112,49 @@ def _loose_route(route: str) -> str:
     if uri.param("lr") is None:
         uri = replace(uri, params=(*uri.params, ("lr", None)))
     return f"<{uri}>"
+
+
+def subscribe_response_fields(response: SipResponse) -> dict:
+    """What `SubscriberDialog.on_response` reads from a response to our SUBSCRIBE (RFC
+    6665 4.1.2.1-4.1.2.4: the notifier's tag, Contact, Expires, Min-Expires, Retry-After,
+    Record-Route); an unreadable header counts as absent."""
+    headers = response.headers
+    to_tag = None
+    try:
+        to_tag = NameAddr.parse(headers.get("To") or "", "To").tag
+    except MalformedMessage:
+        pass
+    return {
+        "to_tag": to_tag,
+        "contact": headers.get("Contact"),
+        "expires": _seconds(headers.get("Expires")),
+        "min_expires": _seconds(headers.get("Min-Expires")),
+        "retry_after": _seconds((headers.get("Retry-After") or "").split(";")[0].split("(")[0]),
+        "record_route": headers.get_all("Record-Route"),
+    }
+
+
+def notify_fields(request: SipRequest) -> dict | None:
+    """What `SubscriberDialog.on_notify` reads from a NOTIFY in our dialog (RFC 6665 4.1.3:
+    Call-ID, tags, Subscription-State, Contact, Record-Route); None when unreadable."""
+    try:
+        return {
+            "call_id": request.headers.get("Call-ID") or "",
+            "from_tag": NameAddr.parse(request.headers.get("From") or "", "From").tag,
+            "to_tag": NameAddr.parse(request.headers.get("To") or "", "To").tag,
+            "subscription_state": SubscriptionState.parse(
+                request.headers.get("Subscription-State") or "active"),
+            "contact": request.headers.get("Contact"),
+            "record_route": request.headers.get_all("Record-Route"),
+        }
+    except MalformedMessage:
+        return None
+
+
+def _seconds(text: str | None) -> int | None:
+    if not text or not text.strip():
+        return None
+    try:
+        return parse_delta_seconds(text.strip())
+    except MalformedMessage:
+        return None

@@ -30,10 +30,11 @@ import random
 import secrets
 from collections.abc import Callable, Sequence
 
-from domain import PuaReginfoError
 from domain.resource_subscription import DialogState
 from domain.subscription import dialog_id
+from sip_gateway.errors import Misuse
 from sip_gateway.sip import SubscriptionState, TimerValues
+from sip_gateway.sip.machine import step
 from sip_gateway.sip.grammar import is_token
 from sip_gateway.client.subscribe_request import (
     INITIAL,
@@ -106,7 +107,7 @@ FINAL_REASONS = frozenset({"rejected", "noresource", "invariant"})
 _SYSTEM_RANDOM = random.SystemRandom()
 
 
-class SubscriberMisuse(PuaReginfoError):
+class SubscriberMisuse(Misuse):
     """Our own code broke the subscriber machine's contract (a bug, not a peer's fault)."""
 
 
@@ -293,10 +294,8 @@ class SubscriberDialog:
     # -- the machine -------------------------------------------------------------------
 
     def _step(self, event: str) -> None:
-        try:
-            self.state = SUBSCRIBER_MACHINE[(self.state, event)]
-        except KeyError:
-            raise SubscriberMisuse(f"{event} not allowed in state {self.state}") from None
+        self.state = step(SUBSCRIBER_MACHINE, self.state, event, SubscriberMisuse,
+                          "subscriber dialog")
         if self.state == TERMINATED:  # a late answer to a request in flight is ignored
             self.in_flight = self._due_at = None
 

@@ -22,12 +22,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from domain.resource_subscription import DialogState
-from sip_gateway.errors import MalformedMessage
 from sip_gateway.client.agenda import Agenda
 from sip_gateway.client.outbound import Hop, Outbound, next_hop
-from sip_gateway.sip import NameAddr, SipRequest, SipResponse, SubscriptionState
-from sip_gateway.sip.values import parse_delta_seconds
-from sip_gateway.client.subscribe_request import SubscribePlan, build_subscribe
+from sip_gateway.client.subscribe_request import (
+    SubscribePlan,
+    build_subscribe,
+    notify_fields,
+    subscribe_response_fields,
+)
+from sip_gateway.sip import SipRequest
 from sip_gateway.client.subscriber import TERMINATED, SubscriberDialog
 
 log = logging.getLogger("pua_reginfo.subscriber")
@@ -98,22 +101,12 @@ class SubscriptionKeeper:
 
     def claim(self, request: SipRequest) -> bool:
         """Whether the NOTIFY belongs to one of our dialogs; if so, the dialog learns of it."""
-        try:
-            call_id = request.headers.get("Call-ID") or ""
-            resource = self._by_call_id.get(call_id)
-            if resource is None:
-                return False
-            from_tag = NameAddr.parse(request.headers.get("From") or "", "From").tag
-            to_tag = NameAddr.parse(request.headers.get("To") or "", "To").tag
-            state_text = request.headers.get("Subscription-State") or "active"
-            state = SubscriptionState.parse(state_text)
-        except MalformedMessage:
+        resource = self._by_call_id.get(request.headers.get("Call-ID") or "")
+        fields = notify_fields(request) if resource is not None else None
+        if fields is None:
             return False
         kept = self.kept[resource]
-        claimed = kept.dialog.on_notify(
-            call_id=call_id, from_tag=from_tag, to_tag=to_tag, subscription_state=state,
-            contact=request.headers.get("Contact"), now=self.clock(),
-            record_route=request.headers.get_all("Record-Route"))
+        claimed = kept.dialog.on_notify(**fields, now=self.clock())
         if claimed:
             self._spawn(self._persist(resource, kept))
             self._agenda.mark(resource)
@@ -194,7 +187,7 @@ class SubscriptionKeeper:
             dialog.on_timeout(now)
             outcome = "timeout"
         else:
-            dialog.on_response(response.status, **_response_fields(response), now=now)
+            dialog.on_response(response.status, **subscribe_response_fields(response), now=now)
             outcome = str(response.status)
         log.info("SUBSCRIBE %s %s (Expires %d) -> %s; %s", resource, plan.kind, plan.expires,
                  outcome, dialog.state)
@@ -252,29 +245,3 @@ class SubscriptionKeeper:
 
 def _identity(dialog: DialogState) -> tuple:
     return (dialog.call_id, dialog.remote_tag, dialog.cseq)
-
-
-def _response_fields(response: SipResponse) -> dict:
-    headers = response.headers
-    to_tag = None
-    try:
-        to_tag = NameAddr.parse(headers.get("To") or "", "To").tag
-    except MalformedMessage:
-        pass
-    return {
-        "to_tag": to_tag,
-        "contact": headers.get("Contact"),
-        "expires": _seconds(headers.get("Expires")),
-        "min_expires": _seconds(headers.get("Min-Expires")),
-        "retry_after": _seconds((headers.get("Retry-After") or "").split(";")[0].split("(")[0]),
-        "record_route": headers.get_all("Record-Route"),
-    }
-
-
-def _seconds(text: str | None) -> int | None:
-    if not text or not text.strip():
-        return None
-    try:
-        return parse_delta_seconds(text.strip())
-    except MalformedMessage:
-        return None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from email.utils import formatdate
 
 from domain.aor import AorPolicy, normalize_aor
-from domain.binding import Binding, ContactUpdate, RegisterRequest
+from domain.binding import MAX_REG_ID, Binding, ContactUpdate, RegisterRequest
 from domain.errors import InvalidUri
 from domain.uri import SipUri, parse_uri
 from sip_gateway.errors import Forbidden, IntervalTooBrief, MalformedMessage
@@ -28,7 +28,6 @@ from sip_gateway.server.responses import make_response
 from sip_gateway.sip import CSeq, NameAddr, SipRequest, SipResponse, parse_delta_seconds
 from sip_gateway.sip.grammar import QUOTED_STRING, is_token, quote, show, unquote
 
-MAX_REG_ID = 2**31 - 1  # RFC 5626 4.2
 # Contact parameters that become ContactUpdate fields; every other one is kept in params.
 LIFTED_PARAMS = ("expires", "q", "+sip.instance", "reg-id", "methods")
 

@@ -38,7 +38,8 @@ from sip_gateway.sip.server_transaction import (
     ServerKey,
     ServerTransactionLayer,
 )
-from sip_gateway.sip.timers import TimerValues, TransactionMisuse
+from sip_gateway.sip.machine import TransactionMisuse
+from sip_gateway.sip.timers import TimerValues
 
 __all__ = [
     "COMPACT_FORMS",

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from sip_gateway.errors import MalformedMessage
+from sip_gateway.sip.machine import TransactionMisuse, step
 from sip_gateway.sip.message import SipMessage, SipRequest, SipResponse
 from sip_gateway.sip.timers import (
     COMPLETED,
@@ -33,7 +34,6 @@ from sip_gateway.sip.timers import (
     TERMINATED,
     TRYING,
     TimerValues,
-    TransactionMisuse,
 )
 from sip_gateway.sip.values import CSeq, Via
 
@@ -142,11 +142,8 @@ class ClientTransaction:
         self._k_at: float | None = None
 
     def _step(self, event: str) -> None:
-        try:
-            self.state = CLIENT_MACHINE[(self.state, event)]
-        except KeyError:
-            raise TransactionMisuse(
-                f"client transaction: {event} not allowed in state {self.state}") from None
+        self.state = step(CLIENT_MACHINE, self.state, event, TransactionMisuse,
+                          "client transaction")
         if self.state in (COMPLETED, TERMINATED):
             self._e_at = self._f_at = None
         if self.state == TERMINATED:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from sip_gateway.errors import MalformedMessage
+from sip_gateway.sip.machine import TransactionMisuse, step
 from sip_gateway.sip.message import SipRequest, SipResponse
 from sip_gateway.sip.timers import (
     COMPLETED,
@@ -34,7 +35,6 @@ from sip_gateway.sip.timers import (
     TERMINATED,
     TRYING,
     TimerValues,
-    TransactionMisuse,
 )
 from sip_gateway.sip.values import CSeq, NameAddr, Via
 
@@ -140,11 +140,8 @@ class ServerTransaction:
         self._timers = timers
 
     def _step(self, event: str) -> None:
-        try:
-            self.state = SERVER_MACHINE[(self.state, event)]
-        except KeyError:
-            raise TransactionMisuse(
-                f"server transaction: {event} not allowed in state {self.state}") from None
+        self.state = step(SERVER_MACHINE, self.state, event, TransactionMisuse,
+                          "server transaction")
 
     def retransmitted(self) -> bytes | None:
         """The request came again: the last response to resend, None in Trying."""

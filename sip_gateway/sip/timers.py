@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain import PuaReginfoError
-
 MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 8.1.1.7: a branch that starts with it is unique per request
 
 TRYING, PROCEEDING, COMPLETED, TERMINATED = "trying", "proceeding", "completed", "terminated"
-
-
-class TransactionMisuse(PuaReginfoError):
-    """Our own code broke the transaction layer's contract (not a peer's fault, 500)."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from domain.binding import MAX_CSEQ
 from sip_gateway.errors import MalformedMessage
 from sip_gateway.sip.addresses import NameAddr, Via
 from sip_gateway.sip.grammar import (
@@ -22,7 +23,8 @@ __all__ = [
     "parse_delta_seconds",
 ]
 
-MAX_CSEQ = 2**31 - 1
+MAX_FORWARDS = 70  # what a request we originate starts with (RFC 3261 8.1.1.6)
+VIA_TRANSPORTS = ("UDP", "TCP", "TLS", "SCTP", "WS", "WSS")  # RFC 3261 20.42, RFC 7118
 MAX_DELTA_SECONDS = 2**32 - 1
 REGINFO = "application/reginfo+xml"
 

@@ -165,7 +165,7 @@ def test_record_subscriber_for_an_unknown_resource_records_nothing(service):
 # -- the keeper's store port ----------------------------------------------------------------------
 
 def test_changed_returns_each_changed_subscription_once(service):
-    port = SubscriptionsInStore(service.app, submit=None, in_store=None)
+    port = SubscriptionsInStore(service, submit=None, in_store=None)
     assert port._changed() == []
     run(service, RequestSubscription("bob", 600))
     run(service, RequestSubscription("carol", 900))
@@ -192,7 +192,7 @@ def test_a_new_port_sees_every_subscription_from_the_start(service):
     run(service, RequestSubscription("bob", 600))
     run(service, WithdrawSubscription("bob"))
     run(service, RequestSubscription("carol", 900))
-    fresh = SubscriptionsInStore(service.app, submit=None, in_store=None)
+    fresh = SubscriptionsInStore(service, submit=None, in_store=None)
     assert fresh._changed() == [WantedSubscription(BOB, 600, False, None),
                                 WantedSubscription(CAROL, 900, True, None)]
 
@@ -206,7 +206,7 @@ def test_the_port_records_what_the_keeper_learned(service):
     async def in_store(function, *args):
         return function(*args)
 
-    port = SubscriptionsInStore(service.app, submit, in_store)
+    port = SubscriptionsInStore(service, submit, in_store)
     dialog = dialog_for(service)
 
     async def story():
