@@ -104,9 +104,6 @@ class Composer:
                                 publication_expires(live, now), not live, now,
                                 message.last_notification_id)
 
-    def forget(self) -> None:
-        self._cache.clear()
-
     # Internals -----------------------------------------------------------------------
 
     def _advance(self, message: Message) -> tuple[Local, list[Ended]]:

@@ -7,12 +7,15 @@ sink (the SIP core) routes requests to the server side and responses to the clie
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from sip_gateway.errors import PeerError
-from sip_gateway.sip import SipRequest, SipResponse
+from sip_gateway.sip import SipRequest, SipResponse, StreamFramer
+
+READ_SIZE = 65536
 
 Address = tuple[str, int]
 Send = Callable[[bytes, Address], None]
@@ -43,3 +46,12 @@ class MessageSink(Protocol):
 
     def connection_lost(self, peer: Address) -> None:
         """A connection we opened ended: what waits on it fails now."""
+
+
+async def read_frames(reader: asyncio.StreamReader, framer: StreamFramer,
+                      timeout: float) -> list | None:
+    """The messages and keep-alives the next bytes of a stream complete (maybe none);
+    None when the peer closed it. TimeoutError when nothing came within `timeout`,
+    PeerError (its `failed_bytes` kept by the framer) when the bytes cannot be framed."""
+    data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
+    return framer.feed(data) if data else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sip_gateway.errors import PeerError
 from sip_gateway.sip import PONG, KeepAlive, StreamFramer
-from sip_gateway.transport.delivery import Arrival, MessageSink
+from sip_gateway.transport.delivery import Arrival, MessageSink, read_frames
 
 log = logging.getLogger("pua_reginfo.transport")
 
@@ -112,18 +112,16 @@ class TcpServer:
                              self.limits.header_timeout)
                     break
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), timeout)
+                    events = await read_frames(reader, framer, timeout)
                 except asyncio.TimeoutError:
                     break
-                if not data:
-                    break
-                try:
-                    events = framer.feed(data)
                 except PeerError as error:
                     if framer.failed_bytes:
                         self.sink.answer_unparsable(framer.failed_bytes, error, arrival, send)
                         await writer.drain()
                     log.info("closing tcp:%s:%s: %s", peer[0], peer[1], error)
+                    break
+                if events is None:
                     break
                 if events:
                     partial_since = None  # a message completed; a new one may have begun

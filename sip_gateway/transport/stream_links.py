@@ -18,7 +18,7 @@ import logging
 
 from sip_gateway.errors import PeerError
 from sip_gateway.sip import PONG, KeepAlive, StreamFramer
-from sip_gateway.transport.delivery import Address, Arrival, MessageSink
+from sip_gateway.transport.delivery import Address, Arrival, MessageSink, read_frames
 
 log = logging.getLogger("pua_reginfo.outbound")
 CONNECT_TIMEOUT = 5.0  # seconds a TCP connect may take before the request counts as failed
@@ -109,16 +109,14 @@ class StreamLinks:
         try:
             while True:
                 try:
-                    data = await asyncio.wait_for(link.reader.read(65536), self.idle_timeout)
+                    events = await read_frames(link.reader, framer, self.idle_timeout)
                 except asyncio.TimeoutError:
                     reason = f"idle for {self.idle_timeout:g} s"
                     break
-                if not data:
-                    break
-                try:
-                    events = framer.feed(data)
                 except PeerError as error:
                     reason = f"unreadable stream: {error}"
+                    break
+                if events is None:
                     break
                 for event in events:
                     self._dispatch(event, destination, link)

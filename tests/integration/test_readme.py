@@ -1,8 +1,9 @@
 """The README's diagrams and commands are the ones the code has."""
 
+import importlib
 from pathlib import Path
 
-from scripts.render_diagrams import render
+from scripts.render_diagrams import FLOWS, render
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -11,6 +12,18 @@ def test_readme_state_diagrams_match_the_specification():
     text = (ROOT / "README.md").read_text()
     assert "stateDiagram-v2" in text
     assert render(text) == text, "run python3 scripts/render_diagrams.py"
+
+
+def test_every_step_of_the_readme_flows_is_a_function_the_code_has():
+    for name, steps in FLOWS.items():
+        for _, _, where, _ in steps:
+            module_name, qualified = where.split(":")
+            found = importlib.import_module(module_name)
+            for part in qualified.split("."):
+                found = getattr(found, part)
+            assert callable(found), f"{name}: {where}"
+    text = (ROOT / "README.md").read_text()
+    assert all(f"<!-- diagram:{name} " in text for name in FLOWS)
 
 
 def test_ci_runs_the_readme_test_command():

@@ -257,7 +257,7 @@ def test_the_expires_range_bounds_are_accepted(expires):
 
 # -- the dialog id links to the NOTIFY intake ------------------------------------------------
 
-def test_dialog_id_is_the_one_the_notify_intake_gives_the_same_dialog():
+def test_dialog_id_is_the_one_a_notify_in_the_same_dialog_has():
     raw = (
         "NOTIFY sip:reginfo@127.0.0.1:5070 SIP/2.0\r\n"
         "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-n1\r\n"

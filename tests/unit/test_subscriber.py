@@ -161,7 +161,7 @@ def test_a_notify_of_another_dialog_is_not_ours():
     assert notify(dialog, plan, "active", now=T0 + 1)
 
 
-def test_the_dialog_id_is_the_one_notify_intake_gives_the_notify():
+def test_the_dialog_id_is_the_one_a_notify_in_the_dialog_has():
     dialog, plan = established()
     raw = NOTIFY_0005.read_bytes().decode()
     raw = raw.replace("702fb55f561e4a97-6802@127.0.0.1", plan.call_id)
