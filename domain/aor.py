@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.errors import InvalidUri
@@ -36,7 +37,7 @@ class AorIdentity:
     uri: str
     key: str
 
-    @property
+    @cached_property
     def id(self) -> UUID:
         return aggregate_id(self.key)
 
@@ -47,7 +48,15 @@ def aggregate_id(key: str) -> UUID:
 
 def normalize_aor(text: str, policy: AorPolicy = AorPolicy()) -> AorIdentity:
     """Canonical AoR and record key for `text` (a URI, `user@host`, or a bare user)."""
-    text = text.strip() if isinstance(text, str) else ""
+    if not isinstance(text, str):
+        raise InvalidUri("empty AoR")
+    return _normalize(text, policy)
+
+
+@lru_cache(maxsize=65536)
+def _normalize(text: str, policy: AorPolicy) -> AorIdentity:
+    """normalize_aor, once per (text, policy): identities are immutable values."""
+    text = text.strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1].strip()
     if not text:

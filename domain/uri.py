@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from domain.errors import InvalidUri
@@ -125,6 +126,13 @@ def parse_uri(text: str) -> Uri:
     """Parse a SIP, SIPS or tel URI; `<...>` around it is accepted and removed."""
     if not isinstance(text, str):
         raise InvalidUri(f"not a URI: {text!r}")
+    return _parse_text(text)
+
+
+@lru_cache(maxsize=65536)
+def _parse_text(text: str) -> Uri:
+    """parse_uri of a string: URIs are immutable values, so the same text (an AoR, a
+    binding's contact, our own addresses) is parsed once; refusals are not cached."""
     text = text.strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1].strip()

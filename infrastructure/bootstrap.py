@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ from eventsourcing.persistence import PersistenceError
 
 import time
 
+from infrastructure.aggregate_cache import AggregateCache
 from infrastructure.application import Registrations
 from infrastructure.clock import Clock, SystemClock
 from infrastructure.commands import Command, ExpireDue
@@ -36,6 +37,7 @@ from infrastructure.settings import Settings, SettingsError
 from infrastructure.store import StoreError, StoreUrl, probe
 from infrastructure.store_locks import REBUILD, store_lock
 from projections import LocationView, UsrlocProjection, catch_up, rebuild_usrloc
+from projections.catch_up import apply_committed
 from projections.publisher import Composer, PublisherProjection, PublisherView, stored_history
 from projections.subscriptions import SubscriptionsProjection, SubscriptionsView
 from sip_gateway.client.outbound import Hop, Outbound, next_hop
@@ -74,6 +76,14 @@ class Service:
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         return catch_up(self.app, self.usrloc, progress=progress)
+
+    def project(self, recordings: Sequence[Any], publishing: bool) -> int:
+        """Bring the usrloc view (and, when `publishing`, this node's outbox) up to date
+        with what this process just committed: applied as committed when nothing else
+        came in between, read from the store otherwise. Returns the documents composed."""
+        committed = [(r.notification.id, r.domain_event) for r in recordings]
+        apply_committed(self.app, self.usrloc, committed)
+        return self.publisher.apply_committed(self.app, committed) if publishing else 0
 
     def catch_up_subscriptions(self) -> int:
         """Bring the view of the resource subscriptions the keeper keeps up to date."""
@@ -140,7 +150,8 @@ def build_gateway(service: Service) -> Gateway:
     settings, clock = service.settings, service.clock.now
     reginfo, listen = settings.reginfo, settings.listen
     hop = proxy_hop(reginfo.outbound_proxy, listen)
-    executor = GroupCommitExecutor(service.app, service.clock,
+    cache = AggregateCache(settings.store.cache_size) if settings.store.cache_size else None
+    executor = GroupCommitExecutor(service.app, service.clock, cache=cache,
                                    store_timeout=settings.store.timeout,
                                    max_pending=settings.store.max_pending)
     transports = Transports(listen.udp, listen.tcp,

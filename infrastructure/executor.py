@@ -40,6 +40,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
 from domain import DomainError, PuaReginfoError
+from infrastructure.aggregate_cache import AggregateCache
 from infrastructure.application import StoreContended, conflict_pause
 from infrastructure.clock import Clock
 from infrastructure.command_handlers import execute
@@ -80,12 +81,13 @@ class Outcome:
 class GroupCommitExecutor:
     """Serialises commands into group-committed transactions on one store thread."""
 
-    def __init__(self, app: Any, clock: Clock, *,
+    def __init__(self, app: Any, clock: Clock, *, cache: AggregateCache | None = None,
                  max_batch: int = 500, store_thread: ThreadPoolExecutor | None = None,
                  probe_interval: float = PROBE_INTERVAL,
                  store_timeout: float = STORE_TIMEOUT, max_pending: int = MAX_PENDING):
         self.app, self.clock = app, clock
-        self.max_batch = max_batch
+        self.max_batch, self.cache = max_batch, cache
+        self.recordings: deque = deque()  # what batches committed, for the projections
         self.store_thread = store_thread or ThreadPoolExecutor(1, thread_name_prefix="store")
         self._queue: deque[tuple[Command, asyncio.Future]] = deque()
         self._wakeup: asyncio.Event | None = None
@@ -219,28 +221,41 @@ class GroupCommitExecutor:
                 break
             uow, outcomes = decided
             try:
-                uow.commit()
+                self.recordings.extend(uow.commit())
             except IntegrityError:  # another node wrote one of these AoRs first
+                uow.abandon()
                 continue
+            except BaseException:
+                uow.abandon()
+                raise
             return outcomes
         return self._one_by_one(commands)
 
+    def take_recordings(self) -> list:
+        """What committed since the last call, oldest first (on the store thread)."""
+        taken = list(self.recordings)
+        self.recordings.clear()
+        return taken
+
     def _decide(self, commands: list[Command]) -> tuple[UnitOfWork, list[Outcome]] | None:
         """Every command applied in one unit of work; None if one must fail on its own."""
-        uow = UnitOfWork(self.app, self.clock.now())
+        uow = UnitOfWork(self.app, self.clock.now(), self.cache)
         outcomes = []
         for command in commands:
-            pending = uow.pending_count()
+            uow.begin_command()
             try:
                 outcomes.append(Outcome(execute(uow, command)))
             except DomainError as error:
-                if uow.pending_count() != pending:
+                if uow.command_changed():
+                    uow.abandon()
                     return None
                 outcomes.append(Outcome(error=error))
             except STORE_DOWN:
+                uow.abandon()
                 raise
             except Exception:  # a bug must fail its own command, not the batch
                 log.exception("command failed: %r", command)
+                uow.abandon()
                 return None
         return uow, outcomes
 
@@ -248,7 +263,7 @@ class GroupCommitExecutor:
         outcomes: list[Outcome] = []
         for index, command in enumerate(commands):
             try:
-                outcomes.append(Outcome(self.app.run(command, self.clock.now())))
+                outcomes.append(Outcome(self.app.run(command, self.clock.now(), self.cache)))
             except DomainError as error:
                 outcomes.append(Outcome(error=error))
             except StoreContended as error:

@@ -131,16 +131,15 @@ class Gateway:
             await self._dirty.wait()
             self._dirty.clear()
             try:
-                await self._in_store(self.service.catch_up)
+                if await self._in_store(self._project_committed):
+                    self.publisher.wake(documents=True)
             except Exception as error:
-                _report("usrloc projection", error)
-            if self.publisher is not None:
-                try:
-                    if await self._in_store(self.service.catch_up_publisher):
-                        self.publisher.wake(documents=True)
-                except Exception as error:
-                    _report("publisher projection", error)
+                _report("projections", error)
             await asyncio.sleep(PROJECTION_PAUSE)
+
+    def _project_committed(self) -> int:
+        """On the store thread: the projections follow what the executor committed."""
+        return self.service.project(self.executor.take_recordings(), self.publisher is not None)
 
     async def _sweep(self) -> None:
         while True:

@@ -75,6 +75,7 @@ class StoreSettings:
     url: str = DEFAULT_STORE_URL
     timeout: int = 8  # seconds a transaction may take before serve answers 503
     max_pending: int = 5000  # requests that may wait for the store; more get 503
+    cache_size: int = 50_000  # aggregates serve keeps in memory between transactions
 
 
 @dataclass(frozen=True)
@@ -277,3 +278,5 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("[node] id must not be empty")
     if settings.store.timeout <= 0 or settings.store.max_pending <= 0:
         raise SettingsError("[store] timeout and max_pending must be positive")
+    if settings.store.cache_size < 0:
+        raise SettingsError("[store] cache_size must not be negative")

@@ -4,7 +4,9 @@ Commands of one transaction (a CLI command, a NOTIFY document, or a group-commit
 of gateway requests) load AoRs and subscriptions through here, so a second command on the
 same AoR sees the first one's events, and `commit` stores every change in one atomic save.
 A brand-new aggregate whose only event is its creation is not stored (a refused NOTIFY
-leaves no empty AoR or subscription behind).
+leaves no empty AoR or subscription behind). With an AggregateCache (the gateway's group
+commit), aggregates come from it when it holds them and go back to it after a commit; a
+unit of work that does not commit must be `abandon`ed, which evicts what it touched.
 """
 
 from __future__ import annotations
@@ -15,23 +17,41 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from domain import AddressOfRecord, AorIdentity
+from infrastructure.aggregate_cache import AggregateCache
 from domain.resource_subscription import ResourceSubscription, resource_subscription_id
 from domain.subscription import Subscription, subscription_aggregate_id
 
 
 class UnitOfWork:
-    def __init__(self, app: Any, now: float):
-        self.app, self.now = app, now
+    def __init__(self, app: Any, now: float, cache: AggregateCache | None = None):
+        self.app, self.now, self.cache = app, now, cache
         self.loaded: dict[UUID, tuple[Any, bool]] = {}
+        self._before: dict[UUID, int] = {}  # pending events of what this command touched
+
+    def begin_command(self) -> None:
+        """Start watching what the next command changes (see `command_changed`)."""
+        self._before = {}
+
+    def command_changed(self) -> bool:
+        """Whether the command since `begin_command` recorded events (a refused command
+        must not have: domain commands validate before they record)."""
+        return any(len(self.loaded[key][0].pending_events) != count
+                   for key, count in self._before.items())
 
     def _get(self, key: UUID) -> Any | None:
         """The aggregate stored under `key`, loaded once per unit of work; None if absent."""
         if key not in self.loaded:
-            try:
-                self.loaded[key] = (self.app.repository.get(key), False)
-            except AggregateNotFoundError:
-                return None
-        return self.loaded[key][0]
+            found = self.cache.get(key) if self.cache is not None else None
+            if found is None:
+                try:
+                    found = self.app.repository.get(key)
+                except AggregateNotFoundError:
+                    return None
+            self.loaded[key] = (found, False)
+        aggregate = self.loaded[key][0]
+        if key not in self._before:
+            self._before[key] = len(aggregate.pending_events)
+        return aggregate
 
     def existing_aor(self, identity: AorIdentity) -> AddressOfRecord | None:
         return self._get(identity.id)
@@ -42,6 +62,7 @@ class UnitOfWork:
         if found is None:
             found = AddressOfRecord.initialize(identity, origin, self.app.node, cause, self.now)
             self.loaded[identity.id] = (found, True)
+            self._before[identity.id] = 0
         return found
 
     def aor_by_id(self, aor_id: UUID) -> AddressOfRecord | None:
@@ -58,6 +79,7 @@ class UnitOfWork:
         if found is None:
             found = Subscription.observe(subscription_id, self.app.node, self.now)
             self.loaded[key] = (found, True)
+            self._before[key] = 0
         return found
 
     def resource_subscription(self, resource: str) -> ResourceSubscription | None:
@@ -66,14 +88,21 @@ class UnitOfWork:
     def add(self, aggregate: Any) -> None:
         """A new aggregate whose creation is itself the change (stored even if alone)."""
         self.loaded[aggregate.id] = (aggregate, False)
-
-    def pending_count(self) -> int:
-        return sum(len(agg.pending_events) for agg, _ in self.loaded.values())
+        self._before[aggregate.id] = 0
 
     def changed(self) -> list[Any]:
         return [agg for agg, new in self.loaded.values() if len(agg.pending_events) > int(new)]
 
-    def commit(self) -> None:
+    def commit(self) -> list[Any]:
+        """Store every change in one transaction; the recordings (event, notification)."""
         changed = self.changed()
-        if changed:
-            self.app.save(*changed)
+        recordings = self.app.save(*changed) if changed else []
+        if self.cache is not None:
+            self.cache.put(agg for agg, new in self.loaded.values()
+                           if not new or len(agg.pending_events) == 0)
+        return recordings
+
+    def abandon(self) -> None:
+        """Nothing of this unit of work is stored: forget what it may have changed."""
+        if self.cache is not None:
+            self.cache.evict(self.loaded)

@@ -7,12 +7,14 @@ into domain events, and handed to the projection
 together with the tracking position of the batch's last notification and the position it
 was read after. Several processes may catch the same view up at once: the view refuses a
 batch unless it still stands where the batch was read after, and the loser carries on
-from the winner's position.
+from the winner's position. `apply_committed` spares the read when the events a
+transaction just committed follow the projection's position: they are applied as they
+are, and anything else (another writer's events in between) is read from the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from eventsourcing.application import Application
@@ -60,3 +62,20 @@ def catch_up(
         start = last + 1
         if progress is not None:
             progress(len(notifications))
+
+
+def apply_committed(app: Application[Any], projection: TrackedProjection,
+                    committed: Sequence[tuple[int, Any]]) -> int:
+    """Apply (notification id, event) pairs a transaction of this process just committed,
+    as they are when they follow the projection's position without a gap; otherwise
+    catch up from the store. Returns how many notifications were applied."""
+    after = position(app, projection)
+    ids = [i for i, _ in committed]
+    if (projection.topics or not ids or ids[0] != after + 1
+            or ids[-1] - ids[0] != len(ids) - 1):
+        return catch_up(app, projection)
+    try:
+        projection.process([e for _, e in committed], Tracking(app.name, ids[-1]), after)
+    except IntegrityError:  # another runner moved the view meanwhile
+        return catch_up(app, projection)
+    return len(ids) + catch_up(app, projection)

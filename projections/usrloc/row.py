@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from datetime import datetime, timezone
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
@@ -79,7 +80,7 @@ class LocationRow:
         return cls(**{f.name: row[f.name] for f in fields(cls)})
 
     def as_tuple(self) -> tuple[Any, ...]:
-        return tuple(asdict(self).values())
+        return _VALUES(self)
 
     def to_json(self) -> dict[str, Any]:
         """The `query --json` shape (DESIGN section 5)."""
@@ -105,3 +106,4 @@ class LocationRow:
 
 
 COLUMNS = tuple(f.name for f in fields(LocationRow))
+_VALUES = attrgetter(*COLUMNS)  # the row in column order (every field is a plain value)

@@ -101,7 +101,7 @@ class SipCore:
             return
         top = stamp_via(Via.parse(vias[0]), arrival.source)
         destination = response_destination(top) if not reliable else arrival.source
-        stamped = _with_top_via(request, top, vias)
+        stamped = _with_top_via(request, top)
         if request.method == "ACK":
             return
         if request.method == "INVITE" or not self.accepting:
@@ -157,7 +157,7 @@ class SipCore:
                 log.info("dropped unparsable datagram from %s: %s", _peer(arrival), error)
                 return
             top = stamp_via(Via.parse(request.headers.get_all("Via")[0]), arrival.source)
-            response = response_for_error(_with_top_via(request, top, request.headers.get_all("Via")), error)
+            response = response_for_error(_with_top_via(request, top), error)
             send(response.serialize(), response_destination(top))
         except (PuaReginfoError, ValueError, OSError, IndexError) as failure:
             log.info("dropped unparsable datagram from %s: %s (%s)", _peer(arrival), error, failure)
@@ -167,11 +167,10 @@ class _ServerError(PeerError):
     sip_status = 500
 
 
-def _with_top_via(request: SipRequest, top: Via, vias: list[str]) -> SipRequest:
-    headers = Headers([(name, value) for name, value in request.headers if name.lower() not in ("via", "v")])
-    lines = [("Via", str(top))] + [("Via", v) for v in vias[1:]]
-    return SipRequest(request.method, request.uri, request.version,
-                      Headers(lines + list(headers)), request.body)
+def _with_top_via(request: SipRequest, top: Via) -> SipRequest:
+    """The request with its top Via as we stamped it (received, rport)."""
+    return SipRequest.trusted(request.method, request.uri, request.version,
+                              request.headers.with_top("Via", str(top)), request.body)
 
 
 def _salvaged_request(data: bytes) -> SipRequest | None:

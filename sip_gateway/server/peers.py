@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from functools import lru_cache
 
 
 class TrustedPeers:
@@ -11,6 +12,10 @@ class TrustedPeers:
         self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
 
     def allows(self, address: str) -> bool:
+        return self._allows(address)
+
+    @lru_cache(maxsize=4096)  # noqa: B019 (the peers live as long as the gateway)
+    def _allows(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address.strip("[]"))
         except ValueError:

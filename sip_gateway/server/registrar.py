@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from email.utils import formatdate
+from functools import lru_cache
 
 from domain.aor import AorPolicy, normalize_aor
 from domain.binding import MAX_REG_ID, Binding, ContactUpdate, RegisterRequest
@@ -48,7 +49,7 @@ class RegistrarPolicy:
     default_expires: int
 
     def serves(self, host: str) -> bool:
-        return not self.domains or _domain(host) in {_domain(d) for d in self.domains}
+        return not self.domains or _domain(host) in _domains(self.domains)
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,12 @@ def _written_uri(text: str) -> str:
     return rest.split(";", 1)[0].strip(" \t")
 
 
+@lru_cache(maxsize=64)
+def _domains(domains: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(_domain(d) for d in domains)
+
+
+@lru_cache(maxsize=4096)
 def _domain(host: str) -> str:
     host = host.strip().lower().rstrip(".")
     if host.startswith("[") and host.endswith("]"):

@@ -51,6 +51,7 @@ REASON_PHRASES = {
 CLASS_PHRASES = {1: "Provisional", 2: "Successful", 3: "Redirection", 4: "Request Failure",
                  5: "Server Failure", 6: "Global Failure"}
 
+_COPIED = ("from", "to", "call-id", "cseq")
 # Control characters (C0, DEL, C1), line/paragraph separators and lone surrogates.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
 
@@ -72,26 +73,26 @@ def make_response(
     """A response to `request` (RFC 3261 8.2.6.2); the To tag defaults to to_tag_for()."""
     if body and not content_type:
         raise ValueError("a response body needs a content_type")
-    lines: list[tuple[str, str]] = []
-    for name, value in request.headers:
-        if header_key(name) == "via":
-            lines.append(("Via", value))
-    found = request.headers
-    if (from_ := found.get("From")) is not None:
-        lines.append(("From", from_))
-    if (to := found.get("To")) is not None:
+    copied = {key: value for key, _, value in reversed(list(request.headers.wire()))
+              if key in _COPIED}  # the first line of each (the parser allows only one)
+    lines = [("via", "Via", value) for key, _, value in request.headers.wire() if key == "via"]
+    if (from_ := copied.get("from")) is not None:
+        lines.append(("from", "From", from_))
+    if (to := copied.get("to")) is not None:
         if status > 100 and _lacks_tag(to):
             to = f"{to};tag={to_tag or to_tag_for(request)}"
-        lines.append(("To", to))
+        lines.append(("to", "To", to))
     for name, key in (("Call-ID", "call-id"), ("CSeq", "cseq")):
-        if (value := found.get(key)) is not None:
-            lines.append((name, value))
-    lines.extend(headers)
-    lines.append(("Server", SERVER))
-    if content_type:
-        lines.append(("Content-Type", content_type))
-    lines.append(("Content-Length", str(len(body))))
-    return SipResponse(status, reason or reason_phrase(status), headers=Headers(lines), body=body)
+        if (value := copied.get(key)) is not None:
+            lines.append((key, name, value))
+    response_headers = Headers._trusted(lines)
+    for name, value in headers:  # what the caller adds is checked like any header
+        response_headers.add(name, value)
+    response_headers.extend_checked([("Server", SERVER)] + (
+        [("Content-Type", content_type)] if content_type else []) + [
+        ("Content-Length", str(len(body)))])
+    return SipResponse(status, reason or reason_phrase(status), headers=response_headers,
+                       body=body)
 
 
 def response_for_error(request: SipRequest, error: PeerError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from domain.errors import InvalidUri
 from domain.uri import Uri, parse_uri
@@ -50,6 +51,10 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str, header: str = "From/To/Contact") -> NameAddr:
+        return _parse_name_addr(cls, text, header)
+
+    @classmethod
+    def _parse(cls, text: str, header: str) -> NameAddr:
         display: str | None = None
         rest = text.strip(" \t")
         if rest.startswith('"'):
@@ -168,3 +173,10 @@ class Via:
     def __str__(self) -> str:
         port = "" if self.port is None else f":{self.port}"
         return f"{self.protocol}/{self.transport} {self.host}{port}{format_params(self.params)}"
+
+
+@lru_cache(maxsize=16384)
+def _parse_name_addr(cls: type[NameAddr], text: str, header: str) -> NameAddr:
+    """NameAddr.parse, once per text: name-addrs are immutable values, and one request
+    parses its From, To and Contact several times (refusals are not cached)."""
+    return cls._parse(text, header)

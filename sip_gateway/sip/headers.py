@@ -74,6 +74,27 @@ class Headers:
         headers._lines = lines
         return headers
 
+    def with_top(self, name: str, value: str) -> Headers:
+        """A copy whose first `name` value is `value` (the rest of a comma list, and every
+        other line, as they were); `value` must be a checked header value."""
+        key = header_key(name)
+        lines = list(self._lines)
+        for index, (line_key, written, old) in enumerate(lines):
+            if line_key == key:
+                rest = split_list(old)[1:] if key in LIST_HEADERS else []
+                lines[index:index + 1] = [(key, written, value)] + (
+                    [(key, written, ", ".join(rest))] if rest else [])
+                return Headers._trusted(lines)
+        return Headers._trusted(lines + [(key, name, value)])
+
+    def extend_checked(self, lines: Iterable[tuple[str, str]]) -> None:
+        """Append lines our own code wrote (names and values already well formed)."""
+        self._lines.extend((header_key(name), name, value) for name, value in lines)
+
+    def wire(self) -> Iterator[tuple[str, str, str]]:
+        """(key, name, value) triples in wire order."""
+        return iter(self._lines)
+
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of get_all(name) (topmost Via, first Contact), else `default`."""
         key = header_key(name)

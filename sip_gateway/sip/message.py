@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sip_gateway.errors import MalformedMessage, MessageTooLarge, VersionNotSupported
 from sip_gateway.sip.grammar import TOKEN_CHARS, show, split_list
-from sip_gateway.sip.headers import COMPACT_KEYS, Headers, header_key
+from sip_gateway.sip.headers import COMPACT_KEYS, Headers
 from sip_gateway.sip.values import CSeq
 
 MAX_HEADER_BYTES = 16_384
@@ -52,6 +52,16 @@ class SipRequest:
         if _URI_TEXT.fullmatch(self.uri) is None:
             raise ValueError(f"not a Request-URI: {self.uri!r}")
         _check_version(self.version)
+
+    @classmethod
+    def trusted(cls, method: str, uri: str, version: str, headers: Headers,
+                body: bytes) -> SipRequest:
+        """A request from parts the parser already checked (no validation again)."""
+        request = object.__new__(cls)
+        for name, value in (("method", method), ("uri", uri), ("version", version),
+                            ("headers", headers), ("body", body)):
+            object.__setattr__(request, name, value)
+        return request
 
     def start_line(self) -> str:
         return f"{self.method} {self.uri} {self.version}"
@@ -97,8 +107,8 @@ def _check_version(version: str) -> None:
 def _wire(start_line: str, headers: Headers, body: bytes) -> bytes:
     lines = [start_line]
     length_written = False
-    for name, value in headers:
-        if header_key(name) == "content-length":
+    for key, name, value in headers.wire():
+        if key == "content-length":
             if length_written:
                 continue
             value, length_written = str(len(body)), True
@@ -121,7 +131,7 @@ class Head:
     def with_body(self, body: bytes) -> SipMessage:
         if self.is_request:
             method, uri, version = self.start
-            return SipRequest(method, uri, version, self.headers, body)
+            return SipRequest.trusted(method, uri, version, self.headers, body)
         version, status, reason = self.start
         return SipResponse(int(status), reason, version, self.headers, body)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import replace
+from functools import lru_cache
 
 from sip_gateway.sip import Via
 
@@ -39,6 +40,7 @@ def response_destination(via: Via) -> tuple[str, int]:
     return host.strip("[]"), port
 
 
+@lru_cache(maxsize=4096)
 def _same_address(sent_by: str, source: str) -> bool:
     try:
         return ipaddress.ip_address(sent_by.strip("[]")) == ipaddress.ip_address(source)

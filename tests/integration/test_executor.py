@@ -73,7 +73,7 @@ def test_a_conflicting_save_is_retried_one_command_at_a_time(service, monkeypatc
         calls.append(1)
         if len(calls) == 1:
             raise IntegrityError("another node wrote first")
-        real_commit(self)
+        return real_commit(self)
 
     monkeypatch.setattr(UnitOfWork, "commit", conflict_once)
     executor = GroupCommitExecutor(service.app, service.clock)
@@ -104,7 +104,7 @@ def test_an_unreachable_store_fails_the_batch_with_store_unavailable_then_fails_
         attempts.append(1)
         if down[0]:
             raise OperationalError("connection refused")
-        real_commit(self)
+        return real_commit(self)
 
     monkeypatch.setattr(UnitOfWork, "commit", commit)
 
@@ -142,7 +142,7 @@ def test_a_transaction_slower_than_store_timeout_answers_its_callers_at_once(
 
     def hanging_commit(self):
         release.wait(10)
-        real_commit(self)
+        return real_commit(self)
 
     monkeypatch.setattr(UnitOfWork, "commit", hanging_commit)
 
