@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 
 from bench.register_load import HOST, RegisterLoad, Ua, check_acknowledged, median  # noqa: E402
-from bench.serve_sipp import free_port, options_answered  # noqa: E402
+from bench.sipp_runs import free_port, options_answered  # noqa: E402
 from bench.stores import empty_store  # noqa: E402
 
 
