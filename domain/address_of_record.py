@@ -11,7 +11,7 @@ and the registration state follows from the bindings that remain.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from uuid import UUID
 
@@ -299,7 +299,7 @@ def _binding_from(update: ContactUpdate, request: RegisterRequest, now: float,
         socket=request.socket,
         display_name=update.display_name,
         params=update.params,
-        key=update.key,
+        key=update.key if existing is None else existing.key,
     )
-    return binding if existing is None else replace(binding, key=existing.key)
+    return binding
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from copy import copy
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from domain.uri import parse_uri
@@ -67,7 +68,9 @@ class Binding:
         return max(0, int(self.expires - now + 0.5))
 
     def with_expires(self, expires: float) -> Binding:
-        return replace(self, expires=expires)
+        changed = copy(self)  # dataclasses.replace, without running __init__ again
+        object.__setattr__(changed, "expires", expires)
+        return changed
 
     @property
     def is_local(self) -> bool:

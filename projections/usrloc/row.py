@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from operator import attrgetter
 from datetime import datetime, timezone
 from typing import Any
@@ -69,7 +70,7 @@ class LocationRow:
             methods=",".join(binding.methods) or None,
             instance=binding.instance,
             reg_id=binding.reg_id,
-            ruid=uuid5(NAMESPACE_URL, f"{aor_id}/{binding.key}").hex,
+            ruid=_ruid(aor_id, binding.key),
             state="terminated" if event.TERMINATES else "active",
             event=event.EVENT,
             origin=event.origin,
@@ -103,6 +104,12 @@ class LocationRow:
             .isoformat()
             .replace("+00:00", "Z"),
         }
+
+
+@lru_cache(maxsize=65536)
+def _ruid(aor_id: str, binding_key: str) -> str:
+    """The usrloc record id of a binding: stable for its AoR and key (like Kamailio's)."""
+    return uuid5(NAMESPACE_URL, f"{aor_id}/{binding_key}").hex
 
 
 COLUMNS = tuple(f.name for f in fields(LocationRow))

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from domain import PuaReginfoError
 from sip_gateway.errors import MethodNotAllowed, PeerError, ServiceUnavailable
-from sip_gateway.server.handlers import ALLOWED, RequestHandler
+from sip_gateway.server.handlers import ALLOWED, RequestHandler, to_uri
 from sip_gateway.server.responses import response_for_error
 from sip_gateway.sip.routing import response_destination, stamp_via
 from sip_gateway.sip import (
@@ -96,10 +96,9 @@ class SipCore:
 
     def _receive_request(self, request: SipRequest, arrival: Arrival, send: Send,
                          reliable: bool) -> None:
-        vias = request.headers.get_all("Via")
-        if not vias:
+        if not request.headers.get("Via"):
             return
-        top = stamp_via(Via.parse(vias[0]), arrival.source)
+        top = stamp_via(request.top_via, arrival.source)
         destination = response_destination(top) if not reliable else arrival.source
         stamped = _with_top_via(request, top)
         if request.method == "ACK":
@@ -129,10 +128,9 @@ class SipCore:
                      destination: tuple[str, int]) -> None:
         started = time.perf_counter()
         try:
-            response, aor = await self.handler.handle(request, arrival)
-        except Exception as error:  # a bug must cost one request a 500, never the service
+            response = await self.handler.handle(request, arrival)
+        except Exception:  # a bug must cost one request a 500, never the service
             log.exception("handler failed")
-            aor = "-"
             try:
                 response = response_for_error(request, _ServerError(INTERNAL_ERROR))
             except Exception:
@@ -146,8 +144,10 @@ class SipCore:
             except OSError as error:
                 self.transactions.transport_error(key)
                 log.info("could not send to %s: %s", destination, error)
-        log.info("method=%s aor=%s result=%d latency_ms=%.2f peer=%s", request.method, aor,
-                 response.status, (time.perf_counter() - started) * 1000, _peer(arrival))
+        if log.isEnabledFor(logging.INFO):  # costs nothing when the request log is off
+            log.info("method=%s aor=%s result=%d latency_ms=%.2f peer=%s", request.method,
+                     to_uri(request), response.status, (time.perf_counter() - started) * 1000,
+                     _peer(arrival))
 
     def answer_unparsable(self, data: bytes, error: PeerError, arrival: Arrival, send: Send) -> None:
         """Answer an unparsable request 400 (or its status) if its dialog headers survive."""
@@ -168,9 +168,15 @@ class _ServerError(PeerError):
 
 
 def _with_top_via(request: SipRequest, top: Via) -> SipRequest:
-    """The request with its top Via as we stamped it (received, rport)."""
+    """The request with its top Via as we stamped it (received, rport); what was already
+    parsed of it comes along."""
+    parsed = {name: request.__dict__[name] for name in _PARSED if name in request.__dict__}
     return SipRequest.trusted(request.method, request.uri, request.version,
-                              request.headers.with_top("Via", str(top)), request.body)
+                              request.headers.with_top("Via", str(top)), request.body,
+                              top_via=top, **parsed)
+
+
+_PARSED = ("from_addr", "to_addr", "cseq")
 
 
 def _salvaged_request(data: bytes) -> SipRequest | None:

@@ -45,21 +45,20 @@ class RequestHandler:
                  watcher: DialogWatcher | None = None):
         self.port, self.policy, self.clock, self.watcher = port, policy, clock, watcher
 
-    async def handle(self, request: SipRequest, arrival: Arrival) -> tuple[SipResponse, str]:
-        """The response to `request` and the AoR it concerned (for the log line)."""
-        aor = _to_uri(request)
+    async def handle(self, request: SipRequest, arrival: Arrival) -> SipResponse:
+        """The response to `request`."""
         try:
             if request.method == "OPTIONS":
-                return self._options(request), aor
+                return self._options(request)
             if request.method not in ALLOWED:
                 raise MethodNotAllowed(f"{request.method} is not served here", ALLOWED)
             if not self.policy.trusted.allows(arrival.source[0]):
                 raise Forbidden(f"{arrival.source[0]} is not a trusted peer")
             if request.method == "REGISTER":
-                return await self._register(request, arrival), aor
-            return await self._notify(request), aor
+                return await self._register(request, arrival)
+            return await self._notify(request)
         except PuaReginfoError as error:
-            return self._error(request, error), aor
+            return self._error(request, error)
 
     async def _register(self, request: SipRequest, arrival: Arrival) -> SipResponse:
         command = read_register(request, self.policy.registrar, source=arrival.source,
@@ -90,7 +89,8 @@ class RequestHandler:
                              headers=[("Warning", warning(str(error)))])
 
 
-def _to_uri(request: SipRequest) -> str:
+def to_uri(request: SipRequest) -> str:
+    """The To URI of a request, "-" when unreadable (the AoR of the request log line)."""
     try:
         return str(NameAddr.parse(request.headers.get("To") or "", "To").uri)
     except PuaReginfoError:

@@ -168,14 +168,14 @@ def read_notify(data: bytes, mode: NotifyMode) -> NotifyIntake:
 def notify_dialog_id(request: SipRequest) -> str:
     """The subscription dialog of a NOTIFY: its Call-ID, our tag (To), the notifier's
     (From)."""
-    local = NameAddr.parse(request.headers.get("To") or "").tag or ""
-    remote = NameAddr.parse(request.headers.get("From") or "").tag or ""
+    local = request.to_addr.tag or ""
+    remote = request.from_addr.tag or ""
     return dialog_id(request.headers.get("Call-ID") or "", local, remote)
 
 
 def _cseq(request: SipRequest) -> int | None:
     try:
-        return CSeq.parse(request.headers.get("CSeq") or "").number
+        return request.cseq.number
     except MalformedMessage:
         return None
 

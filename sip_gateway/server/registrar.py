@@ -74,7 +74,7 @@ def read_register(request: SipRequest, policy: RegistrarPolicy, *, source: tuple
     callid = headers.get("Call-ID")
     if not callid:
         raise MalformedMessage("REGISTER without a Call-ID")
-    cseq = CSeq.parse(headers.get("CSeq") or "")
+    cseq = request.cseq
     if cseq.method != "REGISTER" or request.method != "REGISTER":
         raise MalformedMessage(f"CSeq method {cseq.method} and request method "
                                f"{request.method} must both be REGISTER")
@@ -122,12 +122,7 @@ def _check_request_uri(text: str, policy: RegistrarPolicy) -> None:
         raise MalformedMessage(f"bad Request-URI: {error}") from None
     if not isinstance(uri, SipUri):
         raise MalformedMessage("a REGISTER Request-URI must be a SIP or SIPS URI")
-    try:
-        ipaddress.ip_address(uri.host.strip("[]"))
-        return
-    except ValueError:
-        pass
-    if not policy.serves(uri.host):
+    if not _is_ip_literal(uri.host) and not policy.serves(uri.host):
         raise Forbidden(f"Request-URI domain {uri.host} is not served by this registrar")
 
 
@@ -141,7 +136,7 @@ def register_ok(request: SipRequest, bindings: Sequence[Binding], now: float, *,
     lines = [("Contact", _contact_value(binding, now)) for binding in bindings]
     if "path" in {tag.lower() for tag in request.headers.get_all("Supported")}:
         lines += [("Path", value) for value in request.headers.get_all("Path")]
-    lines.append(("Date", formatdate(now, usegmt=True)))
+    lines.append(("Date", _http_date(int(now))))
     return make_response(request, 200, to_tag=to_tag, headers=lines)
 
 
@@ -236,6 +231,15 @@ def _written_uri(text: str) -> str:
     return rest.split(";", 1)[0].strip(" \t")
 
 
+@lru_cache(maxsize=4096)
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 @lru_cache(maxsize=64)
 def _domains(domains: tuple[str, ...]) -> frozenset[str]:
     return frozenset(_domain(d) for d in domains)
@@ -250,6 +254,12 @@ def _domain(host: str) -> str:
         return ipaddress.ip_address(host).compressed
     except ValueError:
         return host
+
+
+@lru_cache(maxsize=4)
+def _http_date(second: int) -> str:
+    """The Date header of a response (RFC 3261 20.17), made once per second."""
+    return formatdate(second, usegmt=True)
 
 
 def _hostport(host: str, port: int) -> str:

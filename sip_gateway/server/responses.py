@@ -130,11 +130,10 @@ def warning(text: str) -> str:
 
 def to_tag_for(request: SipRequest) -> str:
     """Our To tag, the same for every response with this Call-ID and From tag."""
-    from_text = request.headers.get("From") or ""
     try:
-        from_tag = NameAddr.parse(from_text, "From").tag or ""
+        from_tag = request.from_addr.tag or ""
     except MalformedMessage:
-        from_tag = from_text
+        from_tag = request.headers.get("From") or ""
     seed = f"{request.headers.get('Call-ID') or ''}\x00{from_tag}"
     return hashlib.blake2s(seed.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 

@@ -71,6 +71,9 @@ def format_params(params: Params) -> str:
 
 def split_list(text: str) -> list[str]:
     """Split a comma list outside quoted strings and `<...>` (RFC 3261 7.3.1); drop empties."""
+    if "," not in text:  # one item: nothing to split
+        item = text.strip(" \t")
+        return [item] if item else []
     if '"' not in text and "<" not in text:
         parts = text.split(",")
     else:

@@ -48,6 +48,7 @@ LIST_HEADERS = frozenset(
 )
 
 _NAME = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+_UNSEEN = object()
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
@@ -60,10 +61,11 @@ def header_key(name: str) -> str:
 class Headers:
     """Header lines in wire order with their original names; lookup by any case or compact form."""
 
-    __slots__ = ("_lines",)
+    __slots__ = ("_lines", "_first")
 
     def __init__(self, lines: Iterable[tuple[str, str]] = ()) -> None:
         self._lines: list[tuple[str, str, str]] = []  # (key, name as written, value)
+        self._first: dict[str, str | None] | None = None  # get() results, built on demand
         for name, value in lines:
             self.add(name, value)
 
@@ -72,6 +74,7 @@ class Headers:
         """Adopt (key, name, value) triples the parser has already checked."""
         headers = cls.__new__(cls)
         headers._lines = lines
+        headers._first = None
         return headers
 
     def with_top(self, name: str, value: str) -> Headers:
@@ -90,6 +93,7 @@ class Headers:
     def extend_checked(self, lines: Iterable[tuple[str, str]]) -> None:
         """Append lines our own code wrote (names and values already well formed)."""
         self._lines.extend((header_key(name), name, value) for name, value in lines)
+        self._first = None
 
     def wire(self) -> Iterator[tuple[str, str, str]]:
         """(key, name, value) triples in wire order."""
@@ -98,6 +102,14 @@ class Headers:
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of get_all(name) (topmost Via, first Contact), else `default`."""
         key = header_key(name)
+        if self._first is None:
+            self._first = {}
+        found = self._first.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            found = self._first[key] = self._lookup(key)
+        return default if found is None else found
+
+    def _lookup(self, key: str) -> str | None:
         for line_key, _, value in self._lines:
             if line_key == key:
                 if key in LIST_HEADERS:
@@ -106,7 +118,7 @@ class Headers:
                         return values[0]
                     continue
                 return value
-        return default
+        return None
 
     def get_all(self, name: str) -> list[str]:
         """Values of every line named `name`; comma lists split for the LIST_HEADERS."""
@@ -119,11 +131,13 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         """Append a line."""
         self._lines.append((header_key(name), _check_name(name), _check_value(value)))
+        self._first = None
 
     def set(self, name: str, value: str) -> None:
         """Replace every line named `name` by one line, where the first of them was."""
         key = header_key(name)
         line = (key, _check_name(name), _check_value(value))
+        self._first = None
         for index, (line_key, _, _) in enumerate(self._lines):
             if line_key == key:
                 self._lines[index] = line
@@ -136,6 +150,7 @@ class Headers:
         key = header_key(name)
         before = len(self._lines)
         self._lines = [line for line in self._lines if line[0] != key]
+        self._first = None
         return before - len(self._lines)
 
     def count(self, name: str) -> int:

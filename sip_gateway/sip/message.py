@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sip_gateway.errors import MalformedMessage, MessageTooLarge, VersionNotSupported
 from sip_gateway.sip.grammar import TOKEN_CHARS, show, split_list
 from sip_gateway.sip.headers import COMPACT_KEYS, Headers
+from sip_gateway.sip.addresses import NameAddr, Via
 from sip_gateway.sip.values import CSeq
 
 MAX_HEADER_BYTES = 16_384
@@ -54,14 +56,34 @@ class SipRequest:
         _check_version(self.version)
 
     @classmethod
-    def trusted(cls, method: str, uri: str, version: str, headers: Headers,
-                body: bytes) -> SipRequest:
-        """A request from parts the parser already checked (no validation again)."""
+    def trusted(cls, method: str, uri: str, version: str, headers: Headers, body: bytes,
+                **parsed: object) -> SipRequest:
+        """A request from parts the parser already checked (no validation again), with
+        header values already parsed (`top_via`, `cseq`) given as they are."""
         request = object.__new__(cls)
         for name, value in (("method", method), ("uri", uri), ("version", version),
                             ("headers", headers), ("body", body)):
             object.__setattr__(request, name, value)
+        request.__dict__.update(parsed)
         return request
+
+    # Header values parsed once per request (each raises MalformedMessage if unreadable).
+
+    @cached_property
+    def top_via(self) -> Via:
+        return Via.parse(self.headers.get("Via") or "")
+
+    @cached_property
+    def from_addr(self) -> NameAddr:
+        return NameAddr.parse(self.headers.get("From") or "", "From")
+
+    @cached_property
+    def to_addr(self) -> NameAddr:
+        return NameAddr.parse(self.headers.get("To") or "", "To")
+
+    @cached_property
+    def cseq(self) -> CSeq:
+        return CSeq.parse(self.headers.get("CSeq") or "")
 
     def start_line(self) -> str:
         return f"{self.method} {self.uri} {self.version}"
@@ -127,11 +149,12 @@ class Head:
     is_request: bool
     headers: Headers
     content_length: int | None
+    cseq: CSeq | None = None  # of a request, parsed while checking it
 
     def with_body(self, body: bytes) -> SipMessage:
         if self.is_request:
             method, uri, version = self.start
-            return SipRequest.trusted(method, uri, version, self.headers, body)
+            return SipRequest.trusted(method, uri, version, self.headers, body, cseq=self.cseq)
         version, status, reason = self.start
         return SipResponse(int(status), reason, version, self.headers, body)
 
@@ -197,9 +220,8 @@ def parse_head(data: bytes, *, max_body_bytes: int = MAX_BODY_BYTES) -> Head:
     if "content-length" in keys:
         lengths = {value for key, _, value in triples if key == "content-length"}
         content_length = _content_length(lengths, max_body_bytes)
-    if is_request:
-        _check_request(start[0], triples)
-    return Head(start, is_request, Headers._trusted(triples), content_length)
+    cseq = _check_request(start[0], triples) if is_request else None
+    return Head(start, is_request, Headers._trusted(triples), content_length, cseq)
 
 
 def _start_line(line: str) -> tuple[tuple[str, str, str], bool]:
@@ -257,7 +279,7 @@ def _content_length(values: set[str], max_body_bytes: int) -> int:
     return int(digits)
 
 
-def _check_request(method: str, triples: list[tuple[str, str, str]]) -> None:
+def _check_request(method: str, triples: list[tuple[str, str, str]]) -> CSeq:
     first = {key: value for key, _, value in reversed(triples)}
     for name in MANDATORY_REQUEST_HEADERS:
         if not first.get(name.lower()):
@@ -270,6 +292,7 @@ def _check_request(method: str, triples: list[tuple[str, str, str]]) -> None:
     max_forwards = first.get("max-forwards")
     if max_forwards is not None and not _small_number(max_forwards, 255):
         raise MalformedMessage(f"Max-Forwards is not 0..255: {show(max_forwards)}")
+    return cseq
 
 
 def _small_number(text: str, limit: int) -> bool:

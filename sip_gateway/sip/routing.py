@@ -9,7 +9,6 @@ client asked for it (else the sent-by port, else 5060).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import replace
 from functools import lru_cache
 
 from sip_gateway.sip import Via
@@ -30,7 +29,7 @@ def stamp_via(via: Via, source: tuple[str, int]) -> Via:
         params.append((name, value))
     if not _same_address(via.host, host):
         params.append(("received", host))
-    return replace(via, params=tuple(params))
+    return Via(via.transport, via.host, via.port, tuple(params), via.protocol)
 
 
 def response_destination(via: Via) -> tuple[str, int]:

@@ -87,20 +87,19 @@ ServerKey = BranchKey | LegacyKey
 
 def server_key(request: SipRequest) -> ServerKey:
     """The key a request matches its transaction on (RFC 3261 17.2.3); MalformedMessage if none."""
-    via_text = request.headers.get("Via")
-    if not via_text:
+    if not request.headers.get("Via"):
         raise MalformedMessage("request without a Via header")
-    via = Via.parse(via_text)
+    via = request.top_via
     branch = via.branch
     if branch and branch[: len(MAGIC_COOKIE)].lower() == MAGIC_COOKIE.lower():
         return BranchKey(branch.lower(), (via.host.lower(), via.port), request.method)
     headers = request.headers
     return LegacyKey(
         uri=request.uri,
-        to_tag=NameAddr.parse(headers.get("To") or "", "To").tag,
-        from_tag=NameAddr.parse(headers.get("From") or "", "From").tag,
+        to_tag=request.to_addr.tag,
+        from_tag=request.from_addr.tag,
         call_id=headers.get("Call-ID") or "",
-        cseq=CSeq.parse(headers.get("CSeq") or ""),
+        cseq=request.cseq,
         via=(via.protocol.upper(), via.transport, via.host.lower(), via.port,
              frozenset((name.lower(), value) for name, value in via.params)),
     )
