@@ -32,6 +32,7 @@ from infrastructure.executor import GroupCommitExecutor
 from infrastructure.gateway_port import ExecutorPort
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
 from infrastructure.schema import ensure_schema
+from infrastructure.sqlite_durability import set_synchronous
 from infrastructure.serve import Gateway
 from infrastructure.settings import Settings, SettingsError
 from infrastructure.store import StoreError, StoreUrl, probe
@@ -81,6 +82,8 @@ class Service:
         """Bring the usrloc view (and, when `publishing`, this node's outbox) up to date
         with what this process just committed: applied as committed when nothing else
         came in between, read from the store otherwise. Returns the documents composed."""
+        if not recordings:
+            return 0
         committed = [(r.notification.id, r.domain_event) for r in recordings]
         apply_committed(self.app, self.usrloc, committed)
         return self.publisher.apply_committed(self.app, committed) if publishing else 0
@@ -123,6 +126,8 @@ def open_service(settings: Settings, clock: Clock | None = None, catch_up_views:
     try:
         app = Registrations({**store.env, "CREATE_TABLE": "false"}, settings.aor_policy,
                             settings.node.id)
+        if store.kind == "sqlite":
+            set_synchronous(app.factory.datastore, settings.store.sqlite_synchronous)
         view = LocationView(app.factory.datastore)
         outbox = PublisherView(app.factory.datastore)
         kept = SubscriptionsView(app.factory.datastore)

@@ -221,7 +221,7 @@ class GroupCommitExecutor:
                 break
             uow, outcomes = decided
             try:
-                self.recordings.extend(uow.commit())
+                self.recordings.extend(uow.commit())  # the projections follow after
             except IntegrityError:  # another node wrote one of these AoRs first
                 uow.abandon()
                 continue

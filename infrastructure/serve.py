@@ -138,7 +138,8 @@ class Gateway:
             await asyncio.sleep(PROJECTION_PAUSE)
 
     def _project_committed(self) -> int:
-        """On the store thread: the projections follow what the executor committed."""
+        """On the store thread: the projections follow what the executor committed; how
+        many documents were composed."""
         return self.service.project(self.executor.take_recordings(), self.publisher is not None)
 
     async def _sweep(self) -> None:

@@ -76,11 +76,13 @@ class StoreSettings:
     timeout: int = 8  # seconds a transaction may take before serve answers 503
     max_pending: int = 5000  # requests that may wait for the store; more get 503
     cache_size: int = 50_000  # aggregates serve keeps in memory between transactions
+    sqlite_synchronous: str = "normal"  # "full": fsync every commit (power-cut safe)
 
 
 @dataclass(frozen=True)
 class NodeSettings:
     id: str = field(default_factory=socket.gethostname)
+    event_loop: str = "uvloop"  # or "asyncio" (the standard library's)
 
 
 @dataclass(frozen=True)
@@ -280,3 +282,7 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("[store] timeout and max_pending must be positive")
     if settings.store.cache_size < 0:
         raise SettingsError("[store] cache_size must not be negative")
+    if settings.node.event_loop not in ("uvloop", "asyncio"):
+        raise SettingsError("[node] event_loop must be \"uvloop\" or \"asyncio\"")
+    if settings.store.sqlite_synchronous not in ("normal", "full"):
+        raise SettingsError("[store] sqlite_synchronous must be \"normal\" or \"full\"")

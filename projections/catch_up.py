@@ -7,9 +7,10 @@ into domain events, and handed to the projection
 together with the tracking position of the batch's last notification and the position it
 was read after. Several processes may catch the same view up at once: the view refuses a
 batch unless it still stands where the batch was read after, and the loser carries on
-from the winner's position. `apply_committed` spares the read when the events a
-transaction just committed follow the projection's position: they are applied as they
-are, and anything else (another writer's events in between) is read from the store.
+from the winner's position. `apply_committed` spares the reads when the events a
+transaction just committed follow the position this runner last wrote: they are applied
+as they are, and anything else (another writer's events in between) is read from the
+store.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class TrackedProjection(Protocol):
     name: str
     view: TrackingRecorder
     topics: tuple[str, ...]  # () for every notification
+    written: int | None  # the position this runner last wrote (None: unknown)
 
     def process(self, events: list[Any], tracking: Tracking, after: int) -> None: ...
 
@@ -48,6 +50,7 @@ def catch_up(
         notifications = app.recorder.select_notifications(
             start, limit=batch_size, topics=projection.topics)
         if not notifications:
+            projection.written = start - 1
             return done
         events = [app.mapper.to_domain_event(n) for n in notifications]
         last = notifications[-1].id
@@ -60,6 +63,7 @@ def catch_up(
             continue
         done += len(notifications)
         start = last + 1
+        projection.written = last
         if progress is not None:
             progress(len(notifications))
 
@@ -67,15 +71,19 @@ def catch_up(
 def apply_committed(app: Application[Any], projection: TrackedProjection,
                     committed: Sequence[tuple[int, Any]]) -> int:
     """Apply (notification id, event) pairs a transaction of this process just committed,
-    as they are when they follow the projection's position without a gap; otherwise
-    catch up from the store. Returns how many notifications were applied."""
-    after = position(app, projection)
+    as they are, when they follow the position this runner last wrote without a gap (one
+    transaction: the compare-and-set proves the view is still there); otherwise catch up
+    from the store. Returns how many notifications were applied. What other writers
+    committed after these is left to the next catch-up."""
     ids = [i for i, _ in committed]
-    if (projection.topics or not ids or ids[0] != after + 1
+    after = projection.written
+    if (after is None or projection.topics or not ids or ids[0] != after + 1
             or ids[-1] - ids[0] != len(ids) - 1):
         return catch_up(app, projection)
     try:
         projection.process([e for _, e in committed], Tracking(app.name, ids[-1]), after)
     except IntegrityError:  # another runner moved the view meanwhile
+        projection.written = None
         return catch_up(app, projection)
-    return len(ids) + catch_up(app, projection)
+    projection.written = ids[-1]
+    return len(ids)

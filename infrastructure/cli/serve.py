@@ -31,10 +31,23 @@ def serve(udp: tuple[str, ...], tcp: tuple[str, ...], log_level: str, store_url:
         listen["tcp"] = list(tcp)
     with service_from(store_url, config_file, listen=listen) as service:
         try:
-            asyncio.run(_serve(service))
+            with asyncio.Runner(loop_factory=_loop_factory(service.settings.node.event_loop)) \
+                    as runner:
+                runner.run(_serve(service))
         except OSError as error:
             raise PuaReginfoError(f"cannot listen: {error.strerror or error}") from None
 
 
 async def _serve(service: Service) -> None:
+
     await build_gateway(service).run()
+
+
+def _loop_factory(name: str):
+    """The event loop `serve` runs on: uvloop's (libuv: cheaper sockets and callbacks),
+    or the standard library's."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None

@@ -48,6 +48,7 @@ class PublisherProjection:
         self.node = node
         self.name = f"{app_name}@{node}"
         self.composer = composer
+        self.written: int | None = None  # the position this runner last wrote
 
     def position(self) -> int | None:
         return self.view.max_tracking_id(self.name)
@@ -69,6 +70,7 @@ class PublisherProjection:
         while True:
             notifications = app.recorder.select_notifications(start, limit=limit)
             if not notifications:
+                self.written = start - 1
                 return done
             events = [app.mapper.to_domain_event(n) for n in notifications]
             messages = group_messages(events, [n.id for n in notifications])
@@ -87,24 +89,32 @@ class PublisherProjection:
                 continue
             done += cut
             start, limit = last + 1, batch_size
+            self.written = last
 
     def apply_committed(self, app: Application[Any], committed: Sequence[tuple[int, Any]]) -> int:
         """Compose from (notification id, event) pairs a transaction of this process just
         committed, as they are when they follow the node's position without a gap (a
         transaction ends with a whole message); otherwise catch up from the store."""
         ids = [i for i, _ in committed]
-        after = self.start(app)
-        if not ids or ids[0] != after + 1 or ids[-1] - ids[0] != len(ids) - 1:
+        after = self.written
+        if (after is None or not ids or ids[0] != after + 1
+                or ids[-1] - ids[0] != len(ids) - 1):
             return self.catch_up(app)
         try:
             self.process(group_messages([e for _, e in committed], ids),
                          Tracking(self.name, ids[-1]))
         except IntegrityError:  # another runner wrote it first
+            self.written = None
             return self.catch_up(app)
-        return len(ids) + self.catch_up(app)
+        self.written = ids[-1]
+        return len(ids)
 
     def process(self, messages: Sequence[Message], tracking: Tracking) -> None:
         """Compose the published messages' documents and write them with `tracking`."""
+        self.view.apply(self.documents(messages), tracking)
+
+    def documents(self, messages: Sequence[Message]) -> list[ComposedDocument]:
+        """Fold every message into the composer; the documents of the published ones."""
         resources = [self._resource(m) if publishes(m, self.node) else None for m in messages]
         versions = self.view.versions(self.node, {r for r in resources if r is not None})
         documents: list[ComposedDocument] = []
@@ -119,7 +129,7 @@ class PublisherProjection:
                 continue
             versions[resource] = document.version
             documents.append(document)
-        self.view.apply(documents, tracking)
+        return documents
 
     def _resource(self, message: Message) -> str | None:
         try:

@@ -30,6 +30,7 @@ class SubscriptionsProjection:
     """Keeps the subscriptions view in step with the registration ledger."""
 
     name = "subscriptions"
+    written: int | None = None  # the position this runner last wrote
     topics = RESOURCE_SUBSCRIPTION_TOPICS
 
     def __init__(self, view: SubscriptionsView, load: Load):

@@ -20,12 +20,17 @@ class UsrlocProjection:
     """Keeps the location view in step with the registration ledger."""
 
     name = "usrloc"
+    written: int | None = None  # the position this runner last wrote
     topics = ()  # every notification: each batch moves the position to the log's end
 
     def __init__(self, view: LocationView):
         self.view = view
 
     def process(self, events: Sequence[Any], tracking: Tracking, after: int) -> None:
+        self.view.apply(*self.changes(events), tracking, after)
+
+    def changes(self, events: Sequence[Any]) -> tuple[list[LocationRow], list[tuple[str, str]]]:
+        """The rows to write and the (aor id, binding key) rows to delete for `events`."""
         latest: dict[tuple[str, str], LocationRow | None] = {}
         for event in events:
             if not isinstance(event, ContactEvent):
@@ -35,4 +40,4 @@ class UsrlocProjection:
             latest[key] = None if event.TERMINATES else LocationRow.from_event(event)
         upserts = [row for row in latest.values() if row is not None]
         deletes = [key for key, row in latest.items() if row is None]
-        self.view.apply(upserts, deletes, tracking, after)
+        return upserts, deletes

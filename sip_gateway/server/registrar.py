@@ -154,7 +154,10 @@ def _address_of_record(to_text: str | None) -> tuple[str, str | None]:
     return identity.uri, to.uri.host if isinstance(to.uri, SipUri) else None
 
 
+@lru_cache(maxsize=65536)
 def _contact_update(text: str, default_expires: int) -> ContactUpdate:
+    """One Contact value read (once per text: a UA refreshes with the same Contact, and
+    the update is an immutable value; refusals are not cached)."""
     contact = NameAddr.parse(text, "Contact")
     uri = _written_uri(text)
     try:
