@@ -1,16 +1,17 @@
 """REGISTER -> PUBLISH through a real `serve`: throughput and lag, publishing off vs on.
 
-    python3 bench/publish_pipeline.py [--registers 2000] [--window 16] [--repeat 3]
+    python3 bench/publish_pipeline.py [--registers 2000] [--window 16 | --rate 500] [--repeat 3]
                                       [--stores sqlite,postgresql] [--transports udp,tcp]
 
 A Python client keeps `--window` REGISTERs in flight over UDP (each a new AoR, one
-Contact, Expires 3600) until `--registers` were answered 200. A Python presence server on
+Contact, Expires 3600) until `--registers` were answered 200; with `--rate`, it sends them
+at that steady rate instead (open loop, as phones do), which is how the lag is judged. A Python presence server on
 loopback answers every PUBLISH 200 at once with a fresh SIP-ETag, over UDP or, with
 `;transport=tcp` in outbound_proxy, on the TCP connection serve opens to it. For each
 store, serve runs per repetition on a fresh store: publishing off (no outbound_proxy),
 then on once per transport. Printed per store and transport: REGISTERs/s off and on
 (medians), their ratio, PUBLISHes received,
-and the lag from a REGISTER's 200 OK to its AoR's PUBLISH arriving (median and p95 of
+and the lag from a REGISTER's 200 OK to its AoR's PUBLISH arriving (median, p95 and p99 of
 the median run). Every REGISTER must be answered 200 and every AoR published exactly once,
 else the run is reported failed. All traffic stays on 127.0.0.1.
 """
@@ -175,8 +176,10 @@ def _register(user: str, local_port: int, branch: str) -> bytes:
             f"Contact: <sip:{user}@{HOST}:5999>;expires=3600\r\nContent-Length: 0\r\n\r\n").encode()
 
 
-def drive(port: int, registers: int, window: int) -> tuple[float, dict[str, float], int]:
-    """Send `registers` REGISTERs with `window` in flight; (seconds, 200 times, failures)."""
+def drive(port: int, registers: int, window: int,
+          rate: float | None = None) -> tuple[float, dict[str, float], int]:
+    """Send `registers` REGISTERs with `window` in flight, or at `rate` per second;
+    (seconds, 200 times, failures)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind((HOST, 0))
@@ -192,8 +195,18 @@ def drive(port: int, registers: int, window: int) -> tuple[float, dict[str, floa
         sock.sendto(_register(user, local, f"z9hG4bK{run}x{sent}"), (HOST, port))
         sent += 1
 
-    for _ in range(min(window, registers)):
-        send_next()
+    if rate:
+        def paced() -> None:
+            for n in range(registers):
+                delay = start + n / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                send_next()
+        sender = threading.Thread(target=paced, daemon=True)
+        sender.start()
+    else:
+        for _ in range(min(window, registers)):
+            send_next()
     while len(answered) + failures < registers:
         try:
             data = sock.recv(65535)
@@ -206,14 +219,14 @@ def drive(port: int, registers: int, window: int) -> tuple[float, dict[str, floa
             answered[f"sip:{user}@example.com"] = now
         else:
             failures += 1
-        if sent < registers:
+        if not rate and sent < registers:
             send_next()
     sock.close()
     return time.monotonic() - start, answered, failures
 
 
 def one_run(store: str, folder: Path, registers: int, window: int,
-            publish: str | None) -> dict:
+            publish: str | None, rate: float | None = None) -> dict:
     """One serve on a fresh store; `publish`: None (off) or the transport to publish over."""
     server = PresenceServer(publish) if publish else None
     if server:
@@ -222,7 +235,7 @@ def one_run(store: str, folder: Path, registers: int, window: int,
         run_folder = Path(tempfile.mkdtemp(dir=folder))
         with empty_store(store, run_folder) as url, running_serve(
                 url, folder, server.port if server else None, publish or "udp") as port:
-            seconds, answered, failures = drive(port, registers, window)
+            seconds, answered, failures = drive(port, registers, window, rate)
             if server:
                 deadline = time.monotonic() + 30
                 while len(server.arrivals) < len(answered) and time.monotonic() < deadline:
@@ -236,6 +249,7 @@ def one_run(store: str, folder: Path, registers: int, window: int,
         result.update(publishes=server.count, published=len(server.arrivals),
                       lag_median=statistics.median(lags) * 1000 if lags else float("nan"),
                       lag_p95=statistics.quantiles(lags, n=20)[18] * 1000 if len(lags) > 20 else float("nan"),
+                      lag_p99=statistics.quantiles(lags, n=100)[98] * 1000 if len(lags) > 100 else float("nan"),
                       exact=server.count == registers and len(server.arrivals) == registers)
     return result
 
@@ -244,23 +258,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registers", type=int, default=2000)
     parser.add_argument("--window", type=int, default=16)
+    parser.add_argument("--rate", type=float, help="REGISTERs per second, open loop")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--transports", default="udp,tcp")
     args = parser.parse_args()
     transports = args.transports.split(",")
-    print(f"{args.registers} REGISTERs per run, {args.window} in flight, median of {args.repeat}")
+    pace = f"{args.rate:g}/s" if args.rate else f"{args.window} in flight"
+    print(f"{args.registers} REGISTERs per run, {pace}, median of {args.repeat}")
     print(f"{'store':<11} {'via':<4} {'off/s':>7} {'on/s':>7} {'on/off':>7} {'PUBLISH':>8} "
-          f"{'lag ms':>7} {'p95 ms':>7}  exact")
+          f"{'lag ms':>7} {'p95 ms':>7} {'p99 ms':>7}  exact")
     with tempfile.TemporaryDirectory(prefix="pua-bench-") as tmp:
         for store in args.stores.split(","):
             off: list[dict] = []
             on: dict[str, list[dict]] = {transport: [] for transport in transports}
             for _ in range(args.repeat):
-                off.append(one_run(store, Path(tmp), args.registers, args.window, None))
+                off.append(one_run(store, Path(tmp), args.registers, args.window, None,
+                                   args.rate))
                 for transport in transports:
                     on[transport].append(one_run(store, Path(tmp), args.registers,
-                                                 args.window, transport))
+                                                 args.window, transport, args.rate))
             off_rate = statistics.median(r["rate"] for r in off)
             for transport, runs in on.items():
                 middle = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]
@@ -269,7 +286,8 @@ def main() -> None:
                     r["failures"] for r in off)
                 print(f"{store:<11} {transport:<4} {off_rate:7.0f} {on_rate:7.0f} "
                       f"{on_rate / off_rate:7.2f} {middle['publishes']:8d} "
-                      f"{middle['lag_median']:7.1f} {middle['lag_p95']:7.1f}"
+                      f"{middle['lag_median']:7.1f} {middle['lag_p95']:7.1f} "
+                      f"{middle['lag_p99']:7.1f}"
                       f"  {'yes' if exact else 'NO'}", flush=True)
 
 

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 MIN_RATE_SHARE = 0.95  # sipp must offer this share of the target rate
 STOP_WAIT = 10.0  # seconds between SIGTERM and SIGKILL
+SIPP_BUFFER = 4 * 1024 * 1024  # sipp's socket buffers: answers queue while it waits for CPU
 
 
 # --- ports -------------------------------------------------------------------------------
@@ -189,6 +190,7 @@ def sipp_command(scenario: Path, port: int, rate: int, calls: int, stats: Path, 
     at most 5,000 open, 2 retransmissions before a call fails, -trace_stat every second."""
     timeout = timeout if timeout is not None else calls / rate * 2 + 30
     return ["sipp", "-sf", str(scenario), *extra, "-i", HOST, "-p", str(free_port()), "-t", "u1",
+            "-buff_size", str(SIPP_BUFFER),
             "-r", str(rate), "-rp", "1000", "-m", str(calls), "-l", "5000",
             "-max_non_invite_retrans", "2", "-nostdin", "-timeout", f"{int(timeout)}s",
             "-trace_stat", "-stf", str(stats), "-fd", "1",

@@ -97,7 +97,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.sipp_runs import (HOST, SippStats, cpu_seconds, last_stats, number,  # noqa: E402
+from bench.sipp_runs import (HOST, SIPP_BUFFER, SippStats, cpu_seconds, last_stats, number,  # noqa: E402
                              options_answered, port_free, pss_kb, run_to_end, running,
                              running_serve, sipp_command, tail, tree, udp_rcvbuf_errors,
                              wait_ports_free)
@@ -224,7 +224,7 @@ def serve_config(publish: bool) -> str:
 def publish_sink(folder: Path) -> Iterator[subprocess.Popen]:
     """The sipp PUBLISH sink on 5080, once bound; its -trace_stat CSV is folder/sink.csv."""
     command = ["sipp", "-sf", str(LAB / "publish-sink.xml"), "-i", HOST, "-p", str(SINK_PORT),
-               "-t", "u1", "-deadcall_wait", "0", "-nostdin",
+               "-t", "u1", "-buff_size", str(SIPP_BUFFER), "-deadcall_wait", "0", "-nostdin",
                "-trace_stat", "-stf", str(folder / "sink.csv"),
                "-fd", "1", "-trace_err", "-error_file", str(folder / "sink.errors.log")]
     log = folder / "sink.screen.log"

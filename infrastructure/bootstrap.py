@@ -163,7 +163,8 @@ def build_gateway(service: Service) -> Gateway:
                             TcpLimits(idle_timeout=listen.tcp_idle_timeout,
                                       header_timeout=listen.tcp_header_timeout,
                                       max_connections=listen.tcp_max_connections),
-                            toward=hop.address if hop is not None else None)
+                            toward=hop.address if hop is not None else None,
+                            udp_buffer=listen.udp_receive_buffer)
     outbound = Outbound(transports)
 
     async def in_store(job, *args):

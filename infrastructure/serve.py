@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pua_reginfo.serve")
 SWEEP_INTERVAL = 1.0
 TIMER_INTERVAL = 0.5
-PROJECTION_PAUSE = 0.05  # seconds between two catch-ups of the projections
+PROJECTION_PAUSE = 0.005  # seconds between two catch-ups of the projections
 LEAD_INTERVAL = 2.0  # seconds between checks of the subscription keeper lock
 SETTLE_TIMEOUT = 5.0  # seconds to drain the PUBLISH outbox and the SUBSCRIBEs in flight at shutdown
 

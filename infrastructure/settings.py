@@ -68,6 +68,7 @@ class ListenSettings:
     tcp_idle_timeout: int = 300  # seconds without any byte before a connection is closed
     tcp_header_timeout: int = 10  # seconds a message may take to arrive completely
     tcp_max_connections: int = 1024
+    udp_receive_buffer: int = 4 * 1024 * 1024  # bytes the kernel may queue per UDP socket
 
 
 @dataclass(frozen=True)
@@ -276,6 +277,8 @@ def _validate(settings: Settings) -> None:
     listen = settings.listen
     if min(listen.tcp_idle_timeout, listen.tcp_header_timeout, listen.tcp_max_connections) <= 0:
         raise SettingsError("[listen] tcp timeouts and tcp_max_connections must be positive")
+    if listen.udp_receive_buffer < 65536:
+        raise SettingsError("[listen] udp_receive_buffer must be at least 65536 bytes")
     if not settings.node.id:
         raise SettingsError("[node] id must not be empty")
     if settings.store.timeout <= 0 or settings.store.max_pending <= 0:

@@ -102,7 +102,7 @@ def build_publish(
         raise PublicationMisuse(f"CSeq number must be 0..{MAX_CSEQ}, got {cseq!r}")
     if transport.upper() not in VIA_TRANSPORTS:
         raise PublicationMisuse(f"unknown transport {transport!r}")
-    via = _via(transport.upper(), via_host, via_port, branch)
+    via, top_via = _via(transport.upper(), via_host, via_port, branch)
     headers = Headers([("Via", via)])
     if route is not None:
         headers.add("Route", _route(route))
@@ -120,7 +120,8 @@ def build_publish(
         headers.add("SIP-If-Match", plan.if_match)
     if plan.body:
         headers.add("Content-Type", REGINFO)
-    return SipRequest("PUBLISH", resource, headers=headers, body=plan.body or b"")
+    return SipRequest("PUBLISH", resource, headers=headers,
+                      body=plan.body or b"").remember(top_via=top_via)
 
 
 @dataclass(frozen=True)
@@ -164,17 +165,17 @@ def _uri(text: str, what: str) -> str:
     return text
 
 
-def _via(transport: str, host: str, port: int, branch: str) -> str:
+def _via(transport: str, host: str, port: int, branch: str) -> tuple[str, Via]:
+    """The top Via's text, checked by parsing it back, and the parsed value."""
     if not isinstance(port, int) or not 0 < port < 65536:
         raise PublicationMisuse(f"via_port must be 1..65535, got {port!r}")
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     text = str(Via(transport, host, port, (("branch", branch), ("rport", None))))
     try:
-        Via.parse(text)
+        return text, Via.parse(text)
     except MalformedMessage as error:
         raise PublicationMisuse(f"bad via_host {host!r}: {error}") from None
-    return text
 
 
 def _route(route: str) -> str:

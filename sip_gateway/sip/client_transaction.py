@@ -72,13 +72,12 @@ class ClientKey:
 
 def client_key(message: SipMessage) -> ClientKey:
     """The key of a request we send or a response we receive; MalformedMessage if none."""
-    via_text, cseq_text = message.headers.get("Via"), message.headers.get("CSeq")
-    if not via_text or not cseq_text:
+    if not message.headers.get("Via") or not message.headers.get("CSeq"):
         raise MalformedMessage("message without a Via or CSeq header")
-    branch = Via.parse(via_text).branch
+    branch = message.top_via.branch  # parsed once per message
     if not branch:
         raise MalformedMessage("top Via without a branch")
-    return ClientKey(branch.lower(), CSeq.parse(cseq_text).method)
+    return ClientKey(branch.lower(), message.cseq.method)
 
 
 def new_branch(random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> str:

@@ -38,8 +38,31 @@ _BAD_START_TEXT = re.compile(r"[\x00-\x1f\x7f]")
 _URI_TEXT = re.compile(r"[^\s\x00-\x1f\x7f]+")
 
 
+class HeaderValues:
+    """Header values a message parses once, when first asked (each raises
+    MalformedMessage if unreadable; `headers` is the message's)."""
+
+    headers: Headers
+
+    @cached_property
+    def top_via(self) -> Via:
+        return Via.parse(self.headers.get("Via") or "")
+
+    @cached_property
+    def from_addr(self) -> NameAddr:
+        return NameAddr.parse(self.headers.get("From") or "", "From")
+
+    @cached_property
+    def to_addr(self) -> NameAddr:
+        return NameAddr.parse(self.headers.get("To") or "", "To")
+
+    @cached_property
+    def cseq(self) -> CSeq:
+        return CSeq.parse(self.headers.get("CSeq") or "")
+
+
 @dataclass(frozen=True)
-class SipRequest:
+class SipRequest(HeaderValues):
     """A request: `METHOD Request-URI SIP/2.0`, headers and body (RFC 3261 7.1)."""
 
     method: str
@@ -67,23 +90,11 @@ class SipRequest:
         request.__dict__.update(parsed)
         return request
 
-    # Header values parsed once per request (each raises MalformedMessage if unreadable).
-
-    @cached_property
-    def top_via(self) -> Via:
-        return Via.parse(self.headers.get("Via") or "")
-
-    @cached_property
-    def from_addr(self) -> NameAddr:
-        return NameAddr.parse(self.headers.get("From") or "", "From")
-
-    @cached_property
-    def to_addr(self) -> NameAddr:
-        return NameAddr.parse(self.headers.get("To") or "", "To")
-
-    @cached_property
-    def cseq(self) -> CSeq:
-        return CSeq.parse(self.headers.get("CSeq") or "")
+    def remember(self, **parsed: object) -> SipRequest:
+        """This request, with header values its builder already parsed (`top_via`,
+        `cseq`) kept instead of being parsed again; returns the request."""
+        self.__dict__.update(parsed)
+        return self
 
     def start_line(self) -> str:
         return f"{self.method} {self.uri} {self.version}"
@@ -94,7 +105,7 @@ class SipRequest:
 
 
 @dataclass(frozen=True)
-class SipResponse:
+class SipResponse(HeaderValues):
     """A response: `SIP/2.0 status reason`, headers and body (RFC 3261 7.2)."""
 
     status: int

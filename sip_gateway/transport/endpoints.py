@@ -32,8 +32,9 @@ class Transports:
     """UDP and TCP listeners and our outbound TCP connections, all feeding one sink."""
 
     def __init__(self, udp: Sequence[str], tcp: Sequence[str], limits: TcpLimits | None = None,
-                 toward: Address | None = None) -> None:
+                 toward: Address | None = None, udp_buffer: int | None = None) -> None:
         self.udp_listen = [parse_listen(text) for text in udp]
+        self.udp_buffer = udp_buffer
         self.tcp_listen = [parse_listen(text) for text in tcp]
         self.limits, self.toward = limits or TcpLimits(), toward
         self.udp_local: Address | None = None  # sent-by of our requests over UDP
@@ -50,6 +51,8 @@ class Transports:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda h=host, p=port: UdpProtocol(sink, (h, p)), local_addr=(host, port))
             self._datagrams.append(transport)
+            if self.udp_buffer:
+                grow_receive_buffer(transport.get_extra_info("socket"), self.udp_buffer)
             log.info("listening udp %s", address_text(transport.get_extra_info("sockname")))
         self.connections = TcpServer(sink, self.limits)
         for host, port in self.tcp_listen:
@@ -98,6 +101,20 @@ class Transports:
 
     def _sent_by(self, sockname) -> Address:
         return reachable_host(sockname[0], self.toward), sockname[1]
+
+
+def grow_receive_buffer(sock, size: int) -> int:
+    """Let the kernel queue `size` bytes of datagrams on `sock` (what arrives while the
+    process is busy, e.g. in a long garbage collection or a slow commit, instead of being
+    dropped and retransmitted by the peers 500 ms later); Linux caps the request at
+    net.core.rmem_max. Returns the size granted (Linux reports twice what was set, the
+    other half being its bookkeeping)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+    if granted < size:
+        log.warning("udp receive buffer: %d bytes asked, %d granted (raise the sysctl "
+                    "net.core.rmem_max to allow more)", size, granted)
+    return granted
 
 
 def reachable_host(host: str, toward: Address | None) -> str:
