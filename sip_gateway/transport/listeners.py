@@ -87,10 +87,13 @@ class TcpServer:
         if len(self.connections) >= self.limits.max_connections:
             writer.close()
             return
+        peername, sockname = writer.get_extra_info("peername"), writer.get_extra_info("sockname")
+        if not peername or not sockname:  # reset by the peer before we got to it (uvloop)
+            writer.close()
+            return
         task = asyncio.current_task()
         self.connections[task] = writer
-        peer = writer.get_extra_info("peername")[:2]
-        local = writer.get_extra_info("sockname")[:2]
+        peer, local = peername[:2], sockname[:2]
         arrival = Arrival((peer[0], peer[1]), "tcp", (local[0], local[1]))
         framer = StreamFramer()
 

@@ -29,10 +29,9 @@ class _Link:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.reading: asyncio.Task | None = None
-
-    @property
-    def local(self) -> Address:
-        return tuple(self.writer.get_extra_info("sockname")[:2])
+        # read once: uvloop answers None once the connection is gone
+        sockname = writer.get_extra_info("sockname")
+        self.local: Address = tuple(sockname[:2]) if sockname else ("0.0.0.0", 0)
 
     def send(self, data: bytes, _destination: Address | None = None) -> None:
         if not self.writer.is_closing():
