@@ -2,18 +2,23 @@
 
 Start: the executor, the publisher's first catch-up, the transports (every socket then
 delivers to the SIP core), and the background jobs: after every commit the usrloc and
-publisher projections catch up (on the store thread, at most every 50 ms); the sweeper
+publisher projections catch up (on the store thread, at most every 5 ms); the sweeper
 records `expired` for lapsed bindings every second; server transactions expire on their
 timers; the PUBLISH client and, while this node holds the store's keeper lock, the
 subscription keeper run. Stop (SIGTERM/SIGINT): no new TCP connections, in-flight
 requests finish (503 from then on), TCP peers are closed, SUBSCRIBEs in flight settle,
 the executor and the PUBLISH outbox drain (the UDP socket stays open for their answers),
 then every socket closes and the view catches up a last time.
+Once started, what startup built (modules, settings, parsers, the store's connections) is
+frozen out of the garbage collector's sight: a full collection then walks only what serving
+creates, which shortened the longest collections from 160-190 ms to 90 ms at 500
+REGISTER/s with publishing, and the 99th percentile REGISTER-to-PUBLISH lag with them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +84,8 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for name, job in jobs:
             self.tasks.append(loop.create_task(job(), name=name))
+        gc.collect()
+        gc.freeze()
         log.info("serving (node %s, store %s)", self.service.settings.node.id,
                  self.service.settings.store.url)
 
