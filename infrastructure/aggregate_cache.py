@@ -33,6 +33,9 @@ class AggregateCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def __contains__(self, aggregate_id: UUID) -> bool:
+        return aggregate_id in self._items
+
     def get(self, aggregate_id: UUID) -> Any | None:
         found = self._items.get(aggregate_id)
         if found is None:

@@ -9,10 +9,17 @@ a plain result; nothing is saved here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
+from uuid import UUID
 
-from domain import AddressOfRecord, Binding, DomainError, UnknownAddressOfRecord
+from domain import (
+    AddressOfRecord,
+    Binding,
+    DomainError,
+    PuaReginfoError,
+    UnknownAddressOfRecord,
+)
 from domain.errors import NotSubscribed
 from domain.notify_rfc import NotifyResult
 from domain.publication_document import resource_uri
@@ -174,6 +181,27 @@ HANDLERS: dict[type, Callable[[UnitOfWork, Any], Any]] = {
     WithdrawSubscription: withdraw_subscription,
     RecordSubscriber: record_subscriber,
 }
+
+
+def aggregates_named(app: Any, command: Command) -> list[UUID]:
+    """The AoRs a REGISTER or a NOTIFY document will load, as far as they can be named
+    before it runs (for UnitOfWork.prefetch); a name that does not read is left to the
+    command, which refuses it."""
+    if isinstance(command, Register):
+        texts: Iterable[str | None] = (command.aor,)
+    elif isinstance(command, ApplyNotify) and command.document is not None:
+        texts = (registration.aor for registration in command.document.registrations)
+    else:
+        return []
+    named = []
+    for text in texts:
+        if not text:
+            continue
+        try:
+            named.append(app.identify(text).id)
+        except (PuaReginfoError, ValueError):
+            continue
+    return named
 
 
 def execute(uow: UnitOfWork, command: Command) -> Any:

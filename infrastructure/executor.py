@@ -43,7 +43,7 @@ from domain import DomainError, PuaReginfoError
 from infrastructure.aggregate_cache import AggregateCache
 from infrastructure.application import StoreContended, conflict_pause
 from infrastructure.clock import Clock
-from infrastructure.command_handlers import execute
+from infrastructure.command_handlers import aggregates_named, execute
 from infrastructure.commands import Command
 from infrastructure.unit_of_work import UnitOfWork
 
@@ -240,6 +240,7 @@ class GroupCommitExecutor:
     def _decide(self, commands: list[Command]) -> tuple[UnitOfWork, list[Outcome]] | None:
         """Every command applied in one unit of work; None if one must fail on its own."""
         uow = UnitOfWork(self.app, self.clock.now(), self.cache)
+        uow.prefetch(key for command in commands for key in aggregates_named(self.app, command))
         outcomes = []
         for command in commands:
             uow.begin_command()

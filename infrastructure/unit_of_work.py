@@ -11,6 +11,7 @@ unit of work that does not commit must be `abandon`ed, which evicts what it touc
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -26,7 +27,20 @@ class UnitOfWork:
     def __init__(self, app: Any, now: float, cache: AggregateCache | None = None):
         self.app, self.now, self.cache = app, now, cache
         self.loaded: dict[UUID, tuple[Any, bool]] = {}
+        self.absent: set[UUID] = set()  # known to have no history (see `prefetch`)
         self._before: dict[UUID, int] = {}  # pending events of what this command touched
+
+    def prefetch(self, keys: Iterable[UUID]) -> None:
+        """Learn in one query which of `keys` (aggregates the commands will load, neither
+        loaded nor cached) have no history, so that loading them costs no query: a
+        registrar meets many AoRs for the first time at once (a start, a wave of new
+        users). Should another node create one meanwhile, the save conflicts and the
+        batch is decided again, as for any concurrent write."""
+        cache = self.cache
+        wanted = {key for key in keys
+                  if key not in self.loaded and (cache is None or key not in cache)}
+        if wanted:
+            self.absent |= wanted - self.app.stored_among(wanted)
 
     def begin_command(self) -> None:
         """Start watching what the next command changes (see `command_changed`)."""
@@ -41,6 +55,8 @@ class UnitOfWork:
     def _get(self, key: UUID) -> Any | None:
         """The aggregate stored under `key`, loaded once per unit of work; None if absent."""
         if key not in self.loaded:
+            if key in self.absent:
+                return None
             found = self.cache.get(key) if self.cache is not None else None
             if found is None:
                 try:
