@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from operator import attrgetter
@@ -42,39 +43,8 @@ class LocationRow:
 
     @classmethod
     def from_event(cls, event: ContactEvent) -> LocationRow:
-        binding = event.binding
-        aor_uri = parse_uri(event.aor)
-        if isinstance(aor_uri, SipUri):
-            username, domain = aor_uri.user or "", aor_uri.host
-        else:
-            username, domain = aor_uri.digits, None
-        aor_id = str(event.originator_id)
-        return cls(
-            aor_id=aor_id,
-            binding_key=binding.key,
-            aor=event.aor,
-            username=username,
-            domain=domain,
-            contact=binding.contact,
-            received=binding.received,
-            path=json.dumps(list(binding.path)),
-            expires=binding.expires,
-            q=binding.q,
-            callid=binding.callid,
-            cseq=binding.cseq,
-            last_modified=event.timestamp.timestamp(),
-            flags=binding.flags,
-            cflags=binding.cflags,
-            user_agent=binding.user_agent,
-            socket=binding.socket,
-            methods=",".join(binding.methods) or None,
-            instance=binding.instance,
-            reg_id=binding.reg_id,
-            ruid=_ruid(aor_id, binding.key),
-            state="terminated" if event.TERMINATES else "active",
-            event=event.EVENT,
-            origin=event.origin,
-        )
+        return cls(*location_values(str(event.originator_id), event.aor, vars(event.binding),
+                                    event.timestamp.timestamp(), type(event), event.origin))
 
     @classmethod
     def from_mapping(cls, row: Any) -> LocationRow:
@@ -104,6 +74,34 @@ class LocationRow:
             .isoformat()
             .replace("+00:00", "Z"),
         }
+
+
+def location_values(aor_id: str, aor: str, binding: Mapping[str, Any], last_modified: float,
+                    event: type[ContactEvent], origin: str) -> tuple[Any, ...]:
+    """A row's values in column order, from a contact event's fields; `binding` holds the
+    Binding's fields by name (a Binding's own, or as stored: lists for tuples)."""
+    username, domain = _user_and_domain(aor)
+    key, path, methods = binding["key"], binding["path"], binding["methods"]
+    return (aor_id, key, aor, username, domain, binding["contact"], binding["received"],
+            _path_json(tuple(path)) if path else "[]", binding["expires"], binding["q"],
+            binding["callid"], binding["cseq"], last_modified, binding["flags"],
+            binding["cflags"], binding["user_agent"], binding["socket"],
+            ",".join(methods) or None, binding["instance"], binding["reg_id"],
+            _ruid(aor_id, key), "terminated" if event.TERMINATES else "active", event.EVENT,
+            origin)
+
+
+@lru_cache(maxsize=4096)
+def _path_json(path: tuple[str, ...]) -> str:
+    return json.dumps(list(path))
+
+
+@lru_cache(maxsize=65536)
+def _user_and_domain(aor: str) -> tuple[str, str | None]:
+    uri = parse_uri(aor)
+    if isinstance(uri, SipUri):
+        return uri.user or "", uri.host
+    return uri.digits, None
 
 
 @lru_cache(maxsize=65536)

@@ -97,18 +97,19 @@ class LocationView(TrackingRecorder):
               tracking: Tracking, after: int) -> None:
         """Write one batch read after position `after`, and move the position to
         `tracking`, atomically; refuse it unless the view still stands at `after`."""
+        self.apply_values([row.as_tuple() for row in upserts], deletes, tracking, after)
+
+    def apply_values(self, upserts: Sequence[tuple[Any, ...]],
+                     deletes: Iterable[tuple[str, str]], tracking: Tracking, after: int) -> None:
+        """`apply`, the rows given as their values in column order."""
         with self.datastore.transaction(commit=True) as cursor:
             self.positions.move(cursor, tracking.application_name, tracking.notification_id,
                                 after)
-            self._write(cursor, upserts, deletes)
-
-    def _write(self, cursor: Any, upserts: Sequence[LocationRow],
-               deletes: Iterable[tuple[str, str]]) -> None:
-        deletes = list(deletes)
-        if deletes:
-            cursor.executemany(self._delete, deletes)
-        if upserts:
-            cursor.executemany(self._upsert, [row.as_tuple() for row in upserts])
+            deletes = list(deletes)
+            if deletes:
+                cursor.executemany(self._delete, deletes)
+            if upserts:
+                cursor.executemany(self._upsert, upserts)
 
     # Rebuilding beside the live view -------------------------------------------------
 
