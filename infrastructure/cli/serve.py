@@ -39,7 +39,6 @@ def serve(udp: tuple[str, ...], tcp: tuple[str, ...], log_level: str, store_url:
 
 
 async def _serve(service: Service) -> None:
-
     await build_gateway(service).run()
 
 
