@@ -47,7 +47,7 @@ from bench.stores import empty_store  # noqa: E402
 from infrastructure.bootstrap import Service, open_service  # noqa: E402
 from infrastructure.settings import load_settings  # noqa: E402
 
-WORKLOAD = 1  # the traffic's version: a cached store of another version is not reused
+WORKLOAD = 2  # traffic and event format version: another's cached store is not reused
 
 
 def service_at(url: str, catch_up: bool = False) -> Service:

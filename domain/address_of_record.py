@@ -19,6 +19,7 @@ from eventsourcing.domain import BaseAggregate
 
 from domain.aor import AorIdentity
 from domain.binding import Binding, ContactUpdate, RegisterRequest, preference
+from domain.binding_refresh import BindingRefresh
 from domain.contact_machine import ACTIVE, CONTACT_MACHINE, INIT
 from domain.errors import (
     IllegalTransition,
@@ -165,8 +166,13 @@ class AddressOfRecord(BaseAggregate[UUID]):
                 self._contact(ContactUnregistered, existing.with_expires(now), "register", node, cause, now)
                 continue
             binding = _binding_from(update, request, now, existing)
-            event = ContactRefreshed if existing else ContactRegistered
-            self._contact(event, binding, "register", node, cause, now)
+            if existing is None:
+                self._contact(ContactRegistered, binding, "register", node, cause, now)
+            elif existing.is_local:
+                self._contact(ContactRefreshed, BindingRefresh.between(existing, binding),
+                              "register", node, cause, now)
+            else:  # a binding a NOTIFY told of, now registered here: recorded whole
+                self._contact(ContactRefreshed, binding, "register", node, cause, now)
         self._settle("register", node, cause, now)
 
     def expire(self, node: str, now: float) -> int:
@@ -255,8 +261,8 @@ class AddressOfRecord(BaseAggregate[UUID]):
                 f"{request.callid} (binding {binding.contact})"
             )
 
-    def _contact(self, event: type[ContactEvent], binding: Binding, origin: str, node: str,
-                 cause: str, now: float, **extra: int) -> None:
+    def _contact(self, event: type[ContactEvent], binding: Binding | BindingRefresh,
+                 origin: str, node: str, cause: str, now: float, **extra: int) -> None:
         state = ACTIVE if binding.key in self.bindings else INIT
         CONTACT_MACHINE.next_state(state, event.EVENT)
         self.trigger_event(event, aor=self.aor, binding=binding, origin=origin, node=node,

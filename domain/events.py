@@ -8,12 +8,14 @@ stable TOPIC so that renaming Python code never orphans stored events.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from eventsourcing.domain import AggregateCreated, AggregateEvent, Snapshot
 from eventsourcing.utils import register_topic
 
 from domain.binding import Binding
+from domain.binding_refresh import BindingRefresh, binding_after
 
 if TYPE_CHECKING:
     from domain.address_of_record import AddressOfRecord
@@ -58,8 +60,11 @@ class RegistrationTerminated(RegistrationEvent):
 
 
 class ContactEvent(AggregateEvent):
+    """A binding's transition; `binding` is the binding it leaves, or for a refresh of a
+    local binding only what changed (BindingRefresh), resolved against the binding held."""
+
     aor: str
-    binding: Binding
+    binding: Binding | BindingRefresh
     origin: str
     node: str
     cause: str
@@ -67,10 +72,11 @@ class ContactEvent(AggregateEvent):
     TERMINATES: ClassVar[bool] = False
 
     def apply(self, aggregate: AddressOfRecord) -> None:
+        key = self.binding.key
         if self.TERMINATES:
-            aggregate.bindings.pop(self.binding.key, None)
+            aggregate.bindings.pop(key, None)
         else:
-            aggregate.bindings[self.binding.key] = self.binding
+            aggregate.bindings[key] = binding_after(self.binding, aggregate.bindings.get(key))
 
 
 class ContactRegistered(ContactEvent):
@@ -122,6 +128,23 @@ class ContactRejected(ContactEvent):
     TOPIC = "pua_reginfo:ContactRejected"
     EVENT = "rejected"
     TERMINATES = True
+
+
+def with_bindings(events: Iterable[Any]) -> Iterator[tuple[Any, Binding | None]]:
+    """One AoR's events in order, each with the binding it leaves or ends (contact
+    events; refreshes resolved against the binding held) or None (other events)."""
+    held: dict[str, Binding] = {}
+    for event in events:
+        if not isinstance(event, ContactEvent):
+            yield event, None
+            continue
+        key = event.binding.key
+        binding = binding_after(event.binding, held.get(key))
+        if event.TERMINATES:
+            held.pop(key, None)
+        else:
+            held[key] = binding
+        yield event, binding
 
 
 class AddressOfRecordSnapshot(Snapshot):

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Recording
 from eventsourcing.postgres import PostgresDatastore
 
 from domain import (
@@ -33,6 +33,7 @@ from domain import (
 from infrastructure.aggregate_cache import AggregateCache
 from infrastructure.command_handlers import execute
 from infrastructure.commands import Command
+from infrastructure.event_format import EventFormat
 from infrastructure.transcodings import BindingAsDict
 from infrastructure.unit_of_work import UnitOfWork
 
@@ -83,6 +84,10 @@ class Registrations(Application[UUID]):
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(transcoder=self.construct_transcoder(),
+                                   mapper_class=EventFormat)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

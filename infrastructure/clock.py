@@ -10,5 +10,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> float:
-        return time.time()
+        """Unix seconds to the microsecond: as much as an event's timestamp holds, so that
+        an expiry computed from `now` is stored as seconds after the event's time."""
+        return round(time.time(), 6)
 

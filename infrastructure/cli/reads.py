@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from infrastructure.cli.options import service_from, store_options
-from infrastructure.cli.render import audit_entry, audit_table, bindings_table, print_json
+from infrastructure.cli.render import audit_entries, audit_table, bindings_table, print_json
 from infrastructure.timeparse import iso, parse_time
 from projections import rows_at
 
@@ -43,7 +43,7 @@ def audit(aor: str, at_time: str | None, as_json: bool, store_url: str | None,
         events = service.app.history(aor)
         aor_uri = events[0].aor
         if when is None:
-            entries = [audit_entry(e) for e in events]
+            entries = audit_entries(events)
             if as_json:
                 print_json(entries)
             else:

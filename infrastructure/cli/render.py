@@ -11,7 +11,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from domain import ContactEvent, RegistrationEvent, RegistrationInitialized
+from domain import Binding, ContactEvent, RegistrationEvent, RegistrationInitialized
+from domain.events import with_bindings
 from infrastructure.timeparse import iso
 from projections import LocationRow
 
@@ -20,8 +21,14 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
-def audit_entry(event: Any) -> dict[str, Any]:
-    """One audit line: time, version, event, contact, origin, cause, node."""
+def audit_entries(events: Iterable[Any]) -> list[dict[str, Any]]:
+    """The audit lines of one AoR's history, oldest first."""
+    return [audit_entry(event, binding) for event, binding in with_bindings(events)]
+
+
+def audit_entry(event: Any, binding: Binding | None) -> dict[str, Any]:
+    """One audit line: time, version, event, contact, origin, cause, node; `binding` is
+    the binding a contact event leaves or ends."""
     entry = {
         "time": iso(event.timestamp),
         "version": event.originator_version,
@@ -33,9 +40,9 @@ def audit_entry(event: Any) -> dict[str, Any]:
     }
     if isinstance(event, (ContactEvent, RegistrationEvent, RegistrationInitialized)):
         entry.update(origin=event.origin, cause=event.cause, node=event.node)
-    if isinstance(event, ContactEvent):
-        entry["contact"] = event.binding.contact
-        entry["expires"] = int(round(event.binding.expires))
+    if binding is not None:
+        entry["contact"] = binding.contact
+        entry["expires"] = int(round(binding.expires))
         if hasattr(event, "retry_after"):
             entry["retry_after"] = event.retry_after
     return entry

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.binding import Binding
+from domain.binding_refresh import binding_after
 from domain.events import ContactEvent, ContactProbation
 from domain.publication_document import (
     Ended, publication_document, publication_expires, resource_uri,
@@ -62,8 +63,8 @@ def fold(local: Local, events: Iterable[Any]) -> list[Ended]:
                 retry = event.retry_after if isinstance(event, ContactProbation) else None
                 ended.append((event.EVENT, event.binding, retry))
         elif event.binding.is_local:
-            local.pop(key, None)
-            local[key] = (event.binding, event.EVENT)
+            held = local.pop(key, None)
+            local[key] = (binding_after(event.binding, held and held[0]), event.EVENT)
         else:
             local.pop(key, None)  # now told by a notifier: no longer ours to publish
     return ended

@@ -96,10 +96,10 @@ def replay(app: Application[Any], log: StoredLog, view: LocationView, rows: Stor
                 progress(len(stored))
         if last == after:
             return done
-        upserts, deletes = rows.split(changes)
+        upserts, deletes, refreshes = rows.split(changes)
         upserts.sort()  # in the table's key order (aor_id, binding_key)
         try:
-            view.apply_values(upserts, deletes, Tracking(app.name, last), after)
+            view.apply_values(upserts, deletes, Tracking(app.name, last), after, refreshes)
         except IntegrityError:  # the view moved meanwhile: fold again from where it is
             after = view.max_tracking_id(app.name) or 0
             continue

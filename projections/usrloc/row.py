@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from operator import attrgetter
@@ -45,6 +45,13 @@ class LocationRow:
     def from_event(cls, event: ContactEvent) -> LocationRow:
         return cls(*location_values(str(event.originator_id), event.aor, vars(event.binding),
                                     event.timestamp.timestamp(), type(event), event.origin))
+
+    @classmethod
+    def refresh_of(cls, event: ContactEvent) -> dict[str, Any]:
+        """The columns a refresh event (its binding a BindingRefresh) sets in the row."""
+        refresh = event.binding
+        return refreshed_columns(refresh.changes, refresh.callid, refresh.cseq,
+                                 event.timestamp.timestamp(), type(event), event.origin)
 
     @classmethod
     def from_mapping(cls, row: Any) -> LocationRow:
@@ -89,6 +96,27 @@ def location_values(aor_id: str, aor: str, binding: Mapping[str, Any], last_modi
             ",".join(methods) or None, binding["instance"], binding["reg_id"],
             _ruid(aor_id, key), "terminated" if event.TERMINATES else "active", event.EVENT,
             origin)
+
+
+_SAME_NAME = frozenset(("contact", "received", "expires", "q", "flags", "cflags", "user_agent",
+                        "socket", "instance", "reg_id"))  # binding fields kept as row columns
+
+
+def refreshed_columns(changes: Iterable[tuple[str, Any]], callid: str, cseq: int,
+                      last_modified: float, event: type[ContactEvent],
+                      origin: str) -> dict[str, Any]:
+    """The columns a refresh (BindingRefresh) sets in its binding's row, by name: what
+    `location_values` gives for the refreshed binding where it differs from the row."""
+    columns = {"callid": callid, "cseq": cseq, "last_modified": last_modified,
+               "state": "active", "event": event.EVENT, "origin": origin}
+    for name, value in changes:
+        if name in _SAME_NAME:
+            columns[name] = value
+        elif name == "path":
+            columns["path"] = _path_json(tuple(value)) if value else "[]"
+        elif name == "methods":
+            columns["methods"] = ",".join(value) or None
+    return columns
 
 
 @lru_cache(maxsize=4096)

@@ -35,12 +35,38 @@ from eventsourcing.utils import resolve_topic
 from orjson import loads
 
 from domain import Binding, ContactEvent
+from domain.binding_refresh import BindingRefresh, MissingBinding
 from domain.events import CONTACT_EVENTS
 from projections.stored_log import StoredRow
-from projections.usrloc.row import LocationRow, location_values
+from projections.usrloc.row import COLUMNS, LocationRow, location_values, refreshed_columns
 
 Key = tuple[str, str]  # (AoR id, binding key): a row of the view
-Changes = dict[Key, StoredRow]  # the binding's last event
+
+
+class _Full:
+    """A contact event stored in format 2 with the binding's fields, read lazily."""
+
+    __slots__ = ("cls", "aor", "origin", "when", "binding")
+
+    def __init__(self, cls: type[ContactEvent], aor: str, origin: str, when: float,
+                 binding: dict[str, Any]):
+        self.cls, self.aor, self.origin, self.when, self.binding = \
+            cls, aor, origin, when, binding
+
+
+class _Values:
+    """A row's values, a refresh merged into them."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: tuple[Any, ...]):
+        self.values = values
+
+
+# per binding: its last event (a stored row, read at `split`, or a format 2 event), the
+# row it leaves with refreshes merged in, or only the columns refreshes set (a dict)
+Changes = dict[Key, "StoredRow | _Full | _Values | dict[str, Any]"]
+_COLUMN = {name: index for index, name in enumerate(COLUMNS)}
 
 _SKIP = "skip"  # not a contact event: no row
 _MAPPER = "mapper"  # read through the mapper
@@ -58,6 +84,10 @@ class StoredRows:
         self._kinds: dict[str, Any] = {}
         self._stamps: dict[str, float] = {}
         self._aor_ids: dict[str, str] = {}
+        self.direct = self.compact = None
+        self.compact = getattr(mapper, "contact_fields", None)
+        if self.compact is not None and not self._compact_agrees():
+            self.compact = None
         transcoder = mapper.transcoder
         if isinstance(transcoder, JSONTranscoder) and Binding in transcoder.types:
             self._binding = transcoder.types[Binding].name
@@ -67,32 +97,78 @@ class StoredRows:
             self.direct = False
 
     def fold(self, stored: Iterable[StoredRow], changes: Changes) -> None:
-        """Record in `changes` the last event of each binding in `stored`; what it
-        leaves in the view is read only by `split`, of the events that stay last."""
-        kinds = self._kinds
+        """Record in `changes` the last event of each binding in `stored` (with the
+        refreshes after it merged in); what it leaves in the view is read only by
+        `split`, of the events that stay last."""
+        kinds, compact = self._kinds, self.compact
         for row in stored:
             kind = kinds.get(row[3]) or self._kind(row[3])
             if kind is _SKIP:
                 continue
-            key = None if kind is _MAPPER else self._key(row)
+            read = None if compact is None or kind is _MAPPER else compact(row[4])
+            if read is not None:
+                aor, origin, when, binding_key, binding = read
+                key = (self._aor_ids.get(row[1]) or self._aor_id(row[1]), binding_key)
+                if isinstance(binding, BindingRefresh):
+                    self._refresh(changes, key, refreshed_columns(
+                        binding.changes, binding.callid, binding.cseq, when, kind, origin))
+                else:
+                    changes[key] = _Full(kind, aor, origin, when, binding)
+                continue
+            key = None if kind is _MAPPER or not self.direct else self._key(row)
             if key is None:
                 event = self._event(row)
                 if event is None:
                     continue
                 key = (str(event.originator_id), event.binding.key)
+                if isinstance(event.binding, BindingRefresh):
+                    self._refresh(changes, key, LocationRow.refresh_of(event))
+                    continue
             changes[key] = row
 
-    def split(self, changes: Changes) -> tuple[list[tuple[Any, ...]], list[Key]]:
-        """The rows to write (values in column order) and the rows to delete: what
-        UsrlocProjection.changes gives for the folded events."""
-        upserts, deletes = [], []
-        for key, row in changes.items():
-            change = self._change(row) or self._mapped(row)
-            if change[0]:
+    def split(self, changes: Changes) -> tuple[list[tuple[Any, ...]], list[Key],
+                                               list[tuple[str, str, dict[str, Any]]]]:
+        """The rows to write (values in column order), the rows to delete and the
+        columns to set in rows the view holds: what UsrlocProjection.changes gives for
+        the folded events."""
+        upserts, deletes, refreshes = [], [], []
+        for key, entry in changes.items():
+            if isinstance(entry, dict):
+                refreshes.append((*key, entry))
+                continue
+            ends, values = self._resolved(key, entry)
+            if ends:
                 deletes.append(key)
             else:
-                upserts.append(change[1])
-        return upserts, deletes
+                upserts.append(values)
+        return upserts, deletes, refreshes
+
+    def _refresh(self, changes: Changes, key: Key, columns: dict[str, Any]) -> None:
+        """Merge a refresh's columns into what the fold holds for its binding."""
+        entry = changes.get(key)
+        if entry is None:
+            changes[key] = columns
+        elif isinstance(entry, dict):
+            entry.update(columns)
+        else:
+            ends, values = self._resolved(key, entry)
+            if ends:
+                raise MissingBinding(f"a refresh of binding {key[1]} after its end")
+            merged = list(values)
+            for name, value in columns.items():
+                merged[_COLUMN[name]] = value
+            changes[key] = _Values(tuple(merged))
+
+    def _resolved(self, key: Key, entry: Any) -> tuple[bool, tuple[Any, ...] | None]:
+        """Whether a folded event ends its binding, else the row it leaves."""
+        if isinstance(entry, _Values):
+            return False, tuple(entry.values)
+        if isinstance(entry, _Full):
+            if entry.cls.TERMINATES:
+                return True, None
+            return False, location_values(key[0], entry.aor, entry.binding, entry.when,
+                                          entry.cls, entry.origin)
+        return (self.direct and self._change(entry)) or self._mapped(entry)
 
     def _kind(self, topic: str) -> Any:
         try:
@@ -101,7 +177,7 @@ class StoredRows:
             return _MAPPER
         if not (isinstance(cls, type) and issubclass(cls, ContactEvent)):
             kind = _SKIP
-        elif self.direct and getattr(cls, "class_version", 1) == 1:
+        elif (self.direct or self.compact) and getattr(cls, "class_version", 1) == 1:
             kind = cls
         else:
             kind = _MAPPER
@@ -182,15 +258,43 @@ class StoredRows:
             state=row[4]))
         return event if isinstance(event, ContactEvent) else None
 
+    def _compact_agrees(self) -> bool:
+        """Whether one event of every contact event class, and a refresh, stored by the
+        mapper and read by its `contact_fields`, give the rows (or the columns) the
+        mapper's own events give."""
+        samples = [_sample(cls, number) for number, cls in enumerate(CONTACT_EVENTS.values())]
+        samples.append(_refresh_sample())
+        try:
+            for event in samples:
+                stored = self.mapper.to_stored_event(event)
+                read = self.compact(stored.state)
+                if read is None:
+                    return False
+                aor, origin, when, binding_key, binding = read
+                event = self.mapper.to_domain_event(stored)
+                if isinstance(binding, BindingRefresh):
+                    agree = refreshed_columns(binding.changes, binding.callid, binding.cseq,
+                                              when, type(event), origin) \
+                        == LocationRow.refresh_of(event)
+                else:
+                    agree = location_values(str(event.originator_id), aor, binding, when,
+                                            type(event), origin) \
+                        == LocationRow.from_event(event).as_tuple()
+                if not agree or binding_key != event.binding.key:
+                    return False
+        except Exception:
+            return False
+        return True
+
     def _agrees(self) -> bool:
-        """Whether one stored event of every contact event class reads the same here as
-        through the mapper."""
+        """Whether one event of every contact event class stored in format 1 (the
+        JSONTranscoder's) reads the same here as through the mapper."""
         self.direct = True
         try:
             for number, cls in enumerate(CONTACT_EVENTS.values()):
                 if getattr(cls, "class_version", 1) != 1:
                     continue
-                stored = self.mapper.to_stored_event(_sample(cls, number))
+                stored = Mapper.to_stored_event(self.mapper, _sample(cls, number))
                 row = (0, str(stored.originator_id), stored.originator_version, stored.topic,
                        stored.state)
                 self._kind(stored.topic)
@@ -203,6 +307,22 @@ class StoredRows:
         finally:
             self._kinds.clear()
         return True
+
+
+def _refresh_sample() -> ContactEvent:
+    """A refresh of a local binding changing every field a refresh may change."""
+    before = _sample(CONTACT_EVENTS["registered"], 0).binding
+    after = Binding(contact="sip:probe@192.0.2.9:5070", expires=1_900_000_600.75,
+                    callid="probe-call-2", cseq=8, registered_at=before.registered_at, q=0.5,
+                    received="udp:192.0.2.8:5070", path=("<sip:other.example.com;lr>",),
+                    user_agent="probe/2", instance=before.instance, reg_id=before.reg_id,
+                    methods=("INVITE",), flags=3, cflags=4, socket="udp:192.0.2.3:5060",
+                    key=before.key)
+    return CONTACT_EVENTS["refreshed"](
+        originator_id=UUID(int=99), originator_version=3,
+        timestamp=datetime(2030, 3, 16, 12, 10, 0, 654321, tzinfo=timezone.utc),
+        aor="sip:probe@example.com", binding=BindingRefresh.between(before, after),
+        origin="register", node="probe-node", cause="REGISTER call-id=probe-call-2 cseq=8")
 
 
 def _sample(cls: type[ContactEvent], number: int) -> ContactEvent:

@@ -29,6 +29,7 @@ from projections.usrloc.row import COLUMNS, LocationRow
 
 LOCATION = "usrloc_location"
 TRACKING = "usrloc_tracking"
+Refresh = tuple[str, str, dict[str, Any]]  # aor id, binding key, the columns a refresh sets
 BESIDE = "_next"  # suffix of the tables a rebuild fills before swapping them in
 SWAP_LOCK_TIMEOUT = 2  # seconds a swap may wait for the live table (readers, runners)
 
@@ -63,6 +64,7 @@ class LocationView(TrackingRecorder):
             + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[2:])
         )
         self._delete = self._sql(f"DELETE FROM {self.location} WHERE aor_id = %s AND binding_key = %s")
+        self._updates: dict[tuple[str, ...], str] = {}
         self.positions = TrackingTable(self.tracking, self.mark)
 
     def _sql(self, statement: str) -> str:
@@ -94,13 +96,15 @@ class LocationView(TrackingRecorder):
     # Writes --------------------------------------------------------------------------
 
     def apply(self, upserts: Sequence[LocationRow], deletes: Iterable[tuple[str, str]],
-              tracking: Tracking, after: int) -> None:
+              tracking: Tracking, after: int, refreshes: Sequence[Refresh] = ()) -> None:
         """Write one batch read after position `after`, and move the position to
         `tracking`, atomically; refuse it unless the view still stands at `after`."""
-        self.apply_values([row.as_tuple() for row in upserts], deletes, tracking, after)
+        self.apply_values([row.as_tuple() for row in upserts], deletes, tracking, after,
+                          refreshes)
 
     def apply_values(self, upserts: Sequence[tuple[Any, ...]],
-                     deletes: Iterable[tuple[str, str]], tracking: Tracking, after: int) -> None:
+                     deletes: Iterable[tuple[str, str]], tracking: Tracking, after: int,
+                     refreshes: Sequence[Refresh] = ()) -> None:
         """`apply`, the rows given as their values in column order."""
         with self.datastore.transaction(commit=True) as cursor:
             self.positions.move(cursor, tracking.application_name, tracking.notification_id,
@@ -110,6 +114,22 @@ class LocationView(TrackingRecorder):
                 cursor.executemany(self._delete, deletes)
             if upserts:
                 cursor.executemany(self._upsert, upserts)
+            if refreshes:
+                self._refresh(cursor, refreshes)
+
+    def _refresh(self, cursor: Any, refreshes: Sequence[Refresh]) -> None:
+        """Set the refreshed columns of rows the table holds: one UPDATE statement per
+        set of columns (most refreshes change the same few)."""
+        grouped: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for aor_id, key, columns in refreshes:
+            grouped.setdefault(tuple(columns), []).append((*columns.values(), aor_id, key))
+        for names, values in grouped.items():
+            statement = self._updates.get(names)
+            if statement is None:
+                statement = self._updates[names] = self._sql(
+                    f"UPDATE {self.location} SET {', '.join(f'{n} = %s' for n in names)} "
+                    "WHERE aor_id = %s AND binding_key = %s")
+            cursor.executemany(statement, values)
 
     # Rebuilding beside the live view -------------------------------------------------
 

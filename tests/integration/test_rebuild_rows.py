@@ -17,7 +17,8 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import MapperDeserialisationError, Notification
 
-from domain import CONTACT_EVENTS, ContactUpdate, RegisterRequest
+from domain import CONTACT_EVENTS, Binding, ContactUpdate, RegisterRequest
+from domain.binding_refresh import BindingRefresh
 from domain.reginfo import ContactInfo, ReginfoDocument, RegistrationInfo, TempGruu
 from infrastructure.commands import (
     ApplyNotify,
@@ -35,6 +36,7 @@ from projections.stored_log import StoredLog
 from projections.usrloc import rebuild as rebuild_module
 from projections.usrloc.stored_rows import StoredRows
 from sip_gateway.server.notify_modes import notify_mode
+from tests.integration.format1 import load_format1
 from tests.support import FakeClock, open_test_service
 
 ALICE, BOB, CAROL = "sip:alice@example.com", "sip:bob@example.com", "sip:carol@peer.example.net"
@@ -117,15 +119,15 @@ def normal_path(service, stored) -> tuple[list, list]:
     events = [service.app.mapper.to_domain_event(Notification(
         id=row[0], originator_id=row[1], originator_version=row[2], topic=row[3], state=row[4]))
         for row in stored]
-    upserts, deletes = UsrlocProjection(service.view).changes(events)
-    return sorted(row.as_tuple() for row in upserts), sorted(deletes)
+    upserts, deletes, refreshes = UsrlocProjection(service.view).changes(events)
+    return sorted(row.as_tuple() for row in upserts), sorted(deletes), sorted(refreshes)
 
 
-def direct_path(rows: StoredRows, stored) -> tuple[list, list]:
+def direct_path(rows: StoredRows, stored) -> tuple[list, list, list]:
     changes: dict = {}
     rows.fold(stored, changes)
-    upserts, deletes = rows.split(changes)
-    return sorted(upserts), sorted(deletes)
+    upserts, deletes, refreshes = rows.split(changes)
+    return sorted(upserts), sorted(deletes), sorted(refreshes)
 
 
 def test_the_history_has_every_contact_event_from_every_origin(service):
@@ -134,14 +136,15 @@ def test_the_history_has_every_contact_event_from_every_origin(service):
                if "Contact" in n.topic]
     assert {e.EVENT for e in contact} == set(CONTACT_EVENTS)
     assert {e.origin for e in contact} == {"register", "expiry", "admin", "notify"}
-    assert any(e.binding.pub_gruu and e.binding.temp_gruu and e.binding.path
-               and e.binding.instance and e.binding.reg_id for e in contact)
+    assert any(isinstance(e.binding, Binding) and e.binding.pub_gruu and e.binding.temp_gruu
+               and e.binding.path and e.binding.instance and e.binding.reg_id for e in contact)
+    assert any(isinstance(e.binding, BindingRefresh) for e in contact)  # stored as changed
 
 
 def test_each_stored_notification_reads_to_the_rows_the_projection_writes(service,
                                                                           monkeypatch):
     rows = StoredRows(service.app.mapper)
-    assert rows.direct  # the application stores events as the direct reading reads them
+    assert rows.compact  # the application stores events as the direct reading reads them
     monkeypatch.setattr(rows, "_event", None)  # and it never needs the mapper for them
     stored = StoredLog(service.app.recorder).read(1, 10_000)
     assert len(stored) == service.app.recorder.max_notification_id()
@@ -151,9 +154,21 @@ def test_each_stored_notification_reads_to_the_rows_the_projection_writes(servic
 
 def test_the_whole_log_folded_leaves_the_rows_the_projection_leaves(service):
     stored = StoredLog(service.app.recorder).read(1, 10_000)
-    upserts, deletes = direct_path(StoredRows(service.app.mapper), stored)
-    assert (upserts, deletes) == normal_path(service, stored)
+    upserts, deletes, refreshes = direct_path(StoredRows(service.app.mapper), stored)
+    assert (upserts, deletes, refreshes) == normal_path(service, stored)
     assert upserts == sorted(row.as_tuple() for row in service.view.rows())
+    assert refreshes == []  # each refresh met the row its binding's registration made
+
+
+def test_refreshes_merge_into_the_row_their_fold_holds_or_set_columns_of_the_view(service):
+    stored = StoredLog(service.app.recorder).read(1, 10_000)
+    refresh = next(i for i, row in enumerate(stored)
+                   if row[3].endswith("ContactRefreshed") and b'"r":' in row[4])
+    rows = StoredRows(service.app.mapper)
+    for part in (stored[:refresh], stored[refresh:]):  # the refresh starts the second fold
+        assert direct_path(rows, part) == normal_path(service, part)
+    upserts, deletes, refreshes = direct_path(rows, stored[refresh:])
+    assert refreshes and all(columns["event"] == "refreshed" for _, _, columns in refreshes)
 
 
 def test_the_log_is_read_as_the_recorder_reads_it(service):
@@ -164,6 +179,15 @@ def test_the_log_is_read_as_the_recorder_reads_it(service):
         assert [(i, UUID(text), *rest) for i, text, *rest in
                 StoredLog(recorder).read(start, limit)] == expected
     assert StoredLog(recorder).read(recorder.max_notification_id() + 1, 10) == []
+
+
+@pytest.fixture
+def format1(store_url):
+    """A service on a store of format 1 events (tests/fixtures/format1)."""
+    service = open_test_service(store_url, FakeClock())
+    load_format1(service)
+    yield service
+    service.close()
 
 
 def contact_rows(service) -> list:
@@ -181,19 +205,37 @@ def edited(row, edit) -> tuple:
     lambda binding: binding.pop("key"),  # what a Binding then computes
     lambda binding: binding.update(flags=2**64 + 3),  # orjson: a float; the mapper: an int
 ], ids=["without its key", "an integer beyond 64 bits"])
-def test_a_binding_stored_otherwise_is_read_through_the_mapper(service, edit):
-    rows = StoredRows(service.app.mapper)
-    for row in contact_rows(service):
+def test_a_format1_binding_stored_otherwise_is_read_through_the_mapper(format1, edit):
+    rows = StoredRows(format1.app.mapper)
+    for row in contact_rows(format1):
         changed = edited(row, edit)
-        assert direct_path(rows, [changed]) == normal_path(service, [changed])
+        assert direct_path(rows, [changed]) == normal_path(format1, [changed])
+
+
+def with_colour(service) -> tuple:
+    """A stored contact event whose binding has a field a Binding has not."""
+    row = contact_rows(service)[0]
+    state = json.loads(row[4])
+    if "b" in state:  # format 2, written as compactly as the mapper writes it
+        state["b"]["colour"] = "blue"
+        return (*row[:4], json.dumps(state, separators=(",", ":")).encode())
+    state["binding"]["_data_"]["colour"] = "blue"
+    return (*row[:4], json.dumps(state).encode())
+
+
+def fails_as_through_the_mapper(service, stored) -> None:
+    with pytest.raises(MapperDeserialisationError):
+        normal_path(service, [stored])
+    with pytest.raises(MapperDeserialisationError):
+        direct_path(StoredRows(service.app.mapper), [stored])
 
 
 def test_a_binding_with_a_field_it_does_not_have_fails_as_through_the_mapper(service):
-    unknown = edited(contact_rows(service)[0], lambda binding: binding.update(colour="blue"))
-    with pytest.raises(MapperDeserialisationError):
-        normal_path(service, [unknown])
-    with pytest.raises(MapperDeserialisationError):
-        direct_path(StoredRows(service.app.mapper), [unknown])
+    fails_as_through_the_mapper(service, with_colour(service))
+
+
+def test_a_format1_binding_with_a_field_it_does_not_have_fails_the_same(format1):
+    fails_as_through_the_mapper(format1, with_colour(format1))
 
 
 def test_compressed_events_are_read_through_the_mapper_and_rebuild_the_same_view(
@@ -204,7 +246,7 @@ def test_compressed_events_are_read_through_the_mapper_and_rebuild_the_same_view
     try:
         history(service, clock)
         rows = StoredRows(service.app.mapper)
-        assert not rows.direct
+        assert not rows.direct and rows.compact  # format 2 is read after decompressing
         stored = StoredLog(service.app.recorder).read(1, 10_000)
         assert direct_path(rows, stored) == normal_path(service, stored)
         live = service.view.rows()
@@ -220,9 +262,9 @@ def test_a_rebuild_in_many_small_folds_ends_with_the_incremental_view(service, m
     writes: list[int] = []
     apply_values = service.view.apply_values.__func__
 
-    def counted(view, upserts, deletes, tracking, after):
+    def counted(view, upserts, deletes, tracking, after, refreshes=()):
         writes.append(tracking.notification_id)
-        apply_values(view, upserts, deletes, tracking, after)
+        apply_values(view, upserts, deletes, tracking, after, refreshes)
 
     monkeypatch.setattr(type(service.view), "apply_values", counted)
     live = service.view.rows()
