@@ -8,8 +8,7 @@ Format 2 (`{"f":2,...}`, what `EventFormat` writes) keeps the same events and lo
 nothing, but stores them the short way:
 - the timestamp as integer microseconds since the epoch (a datetime holds no more);
 - each field under a short name (`FIELDS`, `BINDING_FIELDS`, the origin as one letter),
-  a binding without the fields left at their defaults, and without its key when
-  `binding_key` gives it back;
+  a binding without the fields left at their defaults;
 - an expiry or registration time that is a whole number of seconds after the event's
   time as those seconds ("E":600 for "e":1900000600.25);
 - a REGISTER's cause ("REGISTER call-id=X cseq=N") not at all when the binding or the
@@ -71,10 +70,11 @@ _TUPLES = ("path", "methods")
 _FIELD_NAMES = {short: name for name, short in FIELDS.items()}
 _BINDING_NAMES = {short: name for name, short in BINDING_FIELDS.items()}
 _ORIGIN_NAMES = {short: name for name, short in ORIGINS.items()}
+_IDENTITY = ("k", "i", "s")  # a refresh's key, Call-ID and CSeq
 
 
-# AoR, origin, time, binding key, and the binding's fields by name or the refresh
-ContactFields = tuple[str, str, float, str, "dict[str, Any] | BindingRefresh"]
+# AoR, origin, time, binding key, and the refresh or the binding as stored
+ContactFields = tuple[str, str, float, str, "dict[str, Any] | tuple[str, int, Any]"]
 
 
 class Unwritable(Exception):
@@ -167,26 +167,41 @@ class EventFormat(Mapper):
     def contact_fields(self, state: bytes) -> ContactFields | None:
         """What a stored contact event tells of its binding, read without making the
         event (a rebuild reads the whole log): its AoR, origin, time (Unix seconds),
-        binding key, and the binding's fields by name or the refresh. None if the state
-        is in format 1 or not as format 2 writes it: the mapper then reads it, or says
-        what is wrong."""
-        state = self.plain(state)
+        binding key, and the refresh (Call-ID, CSeq, changes as BindingRefresh has them)
+        or the binding as stored (for `binding_fields`, read only if no later event
+        supersedes it). None if the state is in format 1 or
+        not as format 2 writes it: the mapper then reads it, or says what is wrong."""
+        if self.cipher or self.compressor:
+            state = self.plain(state)
         if not state.startswith(PREFIX):
             return None
         try:
             stored = loads(state)
             when = stored["t"] / 1_000_000  # datetime.timestamp() of the decoded time
+            origin = _ORIGIN_NAMES[stored["o"]]
             if "r" in stored:
-                refresh = decode_refresh(stored["r"], when)
-                return stored["a"], _ORIGIN_NAMES[stored["o"]], when, refresh.key, refresh
-            values = binding_values(stored["b"], when)
-            if "key" not in values:
-                values["key"] = binding_key(values["contact"], values["instance"],
-                                            values["reg_id"])
-            return stored["a"], _ORIGIN_NAMES[stored["o"]], when, values["key"], values
+                refresh = stored["r"]
+                return (stored["a"], origin, when, refresh["k"],
+                        (refresh["i"], refresh["s"], refresh_changes(refresh, when)))
+            binding = stored["b"]
+            key = binding.get("k") or binding_key(binding["c"], binding.get("n"),
+                                                  binding.get("g"))
+            return stored["a"], origin, when, key, binding
         except (JSONDecodeError, KeyError, TypeError, ValueError, AttributeError,
                 DomainError):
             return None
+
+    @staticmethod
+    def binding_fields(stored: dict[str, Any], when: float) -> dict[str, Any] | None:
+        """A binding as `contact_fields` gives it: its fields by name (None if it is not
+        as format 2 writes it)."""
+        try:
+            values = binding_values(stored, when)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        if "key" not in values:
+            values["key"] = binding_key(values["contact"], values["instance"], values["reg_id"])
+        return values
 
 
 # Encoding --------------------------------------------------------------------------------
@@ -230,8 +245,7 @@ def encode_binding(binding: Binding) -> dict[str, Any]:
     for name in _FLOATS:
         if not isfinite(values[name] or 0.0):
             raise Unwritable(name)
-    if binding.key != binding_key(binding.contact, binding.instance, binding.reg_id):
-        stored["k"] = binding.key
+    stored["k"] = binding.key  # the identity it was given: never computed again
     return stored
 
 
@@ -248,14 +262,17 @@ def _relative(stored: dict[str, Any], base: float) -> dict[str, Any]:
     """Store each time of `RELATIVE` that is a whole number of seconds after the event's
     time exactly (the gateway's clock counts whole microseconds, as the timestamp does:
     an expiry is `now` plus the granted seconds) as those seconds."""
+    renamed = {}
     for short, relative in RELATIVE.items():
         value = stored.get(short)
         if value is not None:
             seconds = value - base
             if seconds.is_integer() and base + int(seconds) == value:
-                del stored[short]
-                stored[relative] = int(seconds)
-    return stored
+                stored[short] = int(seconds)
+                renamed[short] = relative
+    if not renamed:
+        return stored
+    return {renamed.get(short, short): value for short, value in stored.items()}  # in order
 
 
 def _micros(timestamp: datetime) -> int:
@@ -326,18 +343,22 @@ def decode_binding(stored: dict[str, Any], base: float) -> Binding:
 
 
 def refresh_changes(stored: dict[str, Any], base: float) -> tuple[tuple[str, Any], ...]:
-    """A format 2 refresh's changed fields by name, tuples as tuples, in field order."""
+    """A format 2 refresh's changed fields by name, tuples as tuples, in field order (the
+    order they are stored in)."""
     changes = []
-    for name, short in BINDING_FIELDS.items():
-        if short in RELATIVE and RELATIVE[short] in stored:
-            changes.append((name, base + stored[RELATIVE[short]]))
-        elif short in stored and name not in ("key", "callid", "cseq"):
-            value = stored[short]
+    for short, value in stored.items():
+        if short in _IDENTITY:
+            continue
+        name = _RELATIVE_NAMES.get(short)
+        if name is not None:
+            value = base + value
+        else:
+            name = _BINDING_NAMES[short]
             if name in _TUPLES:
                 value = tuple(value)
             elif name == "params":
                 value = tuple((k, v) for k, v in value)
-            changes.append((name, value))
+        changes.append((name, value))
     return tuple(changes)
 
 

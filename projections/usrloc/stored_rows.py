@@ -44,28 +44,29 @@ Key = tuple[str, str]  # (AoR id, binding key): a row of the view
 
 
 class _Full:
-    """A contact event stored in format 2 with the binding's fields, read lazily."""
+    """A contact event stored in format 2 with its whole binding, read at `split`."""
 
-    __slots__ = ("cls", "aor", "origin", "when", "binding")
+    __slots__ = ("cls", "aor", "origin", "when", "binding", "row")
 
     def __init__(self, cls: type[ContactEvent], aor: str, origin: str, when: float,
-                 binding: dict[str, Any]):
-        self.cls, self.aor, self.origin, self.when, self.binding = \
-            cls, aor, origin, when, binding
+                 binding: dict[str, Any], row: StoredRow):
+        self.cls, self.aor, self.origin, self.when, self.binding, self.row = \
+            cls, aor, origin, when, binding, row
 
 
-class _Values:
-    """A row's values, a refresh merged into them."""
+class _Refreshed:
+    """A binding's last whole event in the fold and the columns the refreshes after it
+    set, merged into its row at `split`."""
 
-    __slots__ = ("values",)
+    __slots__ = ("last", "columns")
 
-    def __init__(self, values: tuple[Any, ...]):
-        self.values = values
+    def __init__(self, last: StoredRow | _Full, columns: dict[str, Any]):
+        self.last, self.columns = last, columns
 
 
-# per binding: its last event (a stored row, read at `split`, or a format 2 event), the
-# row it leaves with refreshes merged in, or only the columns refreshes set (a dict)
-Changes = dict[Key, "StoredRow | _Full | _Values | dict[str, Any]"]
+# per binding: its last whole event (a stored row or a format 2 one, read at `split`),
+# that with the refreshes after it, or only the columns refreshes set (a dict)
+Changes = dict[Key, "StoredRow | _Full | _Refreshed | dict[str, Any]"]
 _COLUMN = {name: index for index, name in enumerate(COLUMNS)}
 
 _SKIP = "skip"  # not a contact event: no row
@@ -100,7 +101,7 @@ class StoredRows:
         """Record in `changes` the last event of each binding in `stored` (with the
         refreshes after it merged in); what it leaves in the view is read only by
         `split`, of the events that stay last."""
-        kinds, compact = self._kinds, self.compact
+        kinds, compact, aor_ids, refresh = self._kinds, self.compact, self._aor_ids, self._refresh
         for row in stored:
             kind = kinds.get(row[3]) or self._kind(row[3])
             if kind is _SKIP:
@@ -108,12 +109,12 @@ class StoredRows:
             read = None if compact is None or kind is _MAPPER else compact(row[4])
             if read is not None:
                 aor, origin, when, binding_key, binding = read
-                key = (self._aor_ids.get(row[1]) or self._aor_id(row[1]), binding_key)
-                if isinstance(binding, BindingRefresh):
-                    self._refresh(changes, key, refreshed_columns(
-                        binding.changes, binding.callid, binding.cseq, when, kind, origin))
+                key = (aor_ids.get(row[1]) or self._aor_id(row[1]), binding_key)
+                if type(binding) is tuple:  # a refresh: Call-ID, CSeq, changes
+                    refresh(changes, key, refreshed_columns(
+                        binding[2], binding[0], binding[1], when, kind, origin))
                 else:
-                    changes[key] = _Full(kind, aor, origin, when, binding)
+                    changes[key] = _Full(kind, aor, origin, when, binding, row)
                 continue
             key = None if kind is _MAPPER or not self.direct else self._key(row)
             if key is None:
@@ -143,30 +144,36 @@ class StoredRows:
                 upserts.append(values)
         return upserts, deletes, refreshes
 
-    def _refresh(self, changes: Changes, key: Key, columns: dict[str, Any]) -> None:
+    @staticmethod
+    def _refresh(changes: Changes, key: Key, columns: dict[str, Any]) -> None:
         """Merge a refresh's columns into what the fold holds for its binding."""
         entry = changes.get(key)
         if entry is None:
             changes[key] = columns
-        elif isinstance(entry, dict):
+        elif type(entry) is dict:
             entry.update(columns)
+        elif type(entry) is _Refreshed:
+            entry.columns.update(columns)
         else:
-            ends, values = self._resolved(key, entry)
-            if ends:
-                raise MissingBinding(f"a refresh of binding {key[1]} after its end")
-            merged = list(values)
-            for name, value in columns.items():
-                merged[_COLUMN[name]] = value
-            changes[key] = _Values(tuple(merged))
+            changes[key] = _Refreshed(entry, columns)
 
     def _resolved(self, key: Key, entry: Any) -> tuple[bool, tuple[Any, ...] | None]:
         """Whether a folded event ends its binding, else the row it leaves."""
-        if isinstance(entry, _Values):
-            return False, tuple(entry.values)
+        if isinstance(entry, _Refreshed):
+            ends, values = self._resolved(key, entry.last)
+            if ends:
+                raise MissingBinding(f"a refresh of binding {key[1]} after its end")
+            merged = list(values)
+            for name, value in entry.columns.items():
+                merged[_COLUMN[name]] = value
+            return False, tuple(merged)
         if isinstance(entry, _Full):
             if entry.cls.TERMINATES:
                 return True, None
-            return False, location_values(key[0], entry.aor, entry.binding, entry.when,
+            binding = self.mapper.binding_fields(entry.binding, entry.when)
+            if binding is None:
+                return self._mapped(entry.row)
+            return False, location_values(key[0], entry.aor, binding, entry.when,
                                           entry.cls, entry.origin)
         return (self.direct and self._change(entry)) or self._mapped(entry)
 
@@ -272,13 +279,14 @@ class StoredRows:
                     return False
                 aor, origin, when, binding_key, binding = read
                 event = self.mapper.to_domain_event(stored)
-                if isinstance(binding, BindingRefresh):
-                    agree = refreshed_columns(binding.changes, binding.callid, binding.cseq,
-                                              when, type(event), origin) \
+                if type(binding) is tuple:
+                    agree = refreshed_columns(binding[2], binding[0], binding[1], when,
+                                              type(event), origin) \
                         == LocationRow.refresh_of(event)
                 else:
-                    agree = location_values(str(event.originator_id), aor, binding, when,
-                                            type(event), origin) \
+                    agree = location_values(str(event.originator_id), aor,
+                                            self.mapper.binding_fields(binding, when),
+                                            when, type(event), origin) \
                         == LocationRow.from_event(event).as_tuple()
                 if not agree or binding_key != event.binding.key:
                     return False

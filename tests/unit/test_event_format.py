@@ -104,7 +104,8 @@ def test_what_can_be_computed_again_is_left_out_and_nothing_else():
     stored = state(contact("registered", plain, "register", "REGISTER call-id=c cseq=1"))
     assert "c" not in stored  # the cause is the binding's Call-ID and CSeq
     assert stored["b"] == {"c": "sip:bob@192.0.2.7", "E": 60, "i": "c", "s": 1,
-                           "r": T + 0.5}  # no key, no default; a time not whole seconds after
+                           "r": T + 0.5,  # no default; a time not whole seconds after
+                           "k": "uri|sip|bob||192.0.2.7|||"}  # the key as it was given
     other = state(contact("registered", Binding("sip:bob@192.0.2.7", T + 60, "c", 1, T,
                                                 key="legacy-key"), "register", "by hand"))
     assert other["c"] == "by hand" and other["b"]["k"] == "legacy-key"
