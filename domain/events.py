@@ -8,7 +8,7 @@ stable TOPIC so that renaming Python code never orphans stored events.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from eventsourcing.domain import AggregateCreated, AggregateEvent, Snapshot
 from eventsourcing.utils import register_topic
@@ -128,6 +128,19 @@ class AddressOfRecordSnapshot(Snapshot):
     TOPIC = "pua_reginfo:AddressOfRecordSnapshot"
 
 
+class AddressOfRecordHorizon(AddressOfRecordSnapshot):
+    """The AoR as it stood at the version a prune kept, its older events deleted.
+
+    `timestamp` is the time before which the AoR's history is gone; `changes` gives, for
+    each binding of `state`, the contact event that last changed it (binding key ->
+    [event name, origin, Unix time]), which the usrloc view and PUBLISH documents show
+    but the aggregate does not keep. Loading the aggregate uses `state` only.
+    """
+
+    TOPIC = "pua_reginfo:AddressOfRecordHorizon"
+    changes: dict[str, Any]
+
+
 CONTACT_EVENTS: dict[str, type[ContactEvent]] = {
     cls.EVENT: cls
     for cls in (
@@ -148,6 +161,7 @@ for _cls in (
     RegistrationActivated,
     RegistrationTerminated,
     AddressOfRecordSnapshot,
+    AddressOfRecordHorizon,
     *CONTACT_EVENTS.values(),
 ):
     register_topic(_cls.TOPIC, _cls)
