@@ -35,6 +35,7 @@ from infrastructure.command_handlers import execute
 from infrastructure.commands import Command
 from infrastructure.transcodings import BindingAsDict
 from infrastructure.unit_of_work import UnitOfWork
+from projections.retained import Retained, retained_history
 
 PRESENCE_CHUNK = 500  # ids per existence query (SQLite allows 32766 parameters)
 CONFLICT_ATTEMPTS = 10  # saves of one command before it gives up (StoreContended)
@@ -118,13 +119,14 @@ class Registrations(Application[UUID]):
                 found.update(UUID(str(row["originator_id"])) for row in cursor.fetchall())
         return found
 
-    def history(self, aor: str) -> list[Any]:
-        """Every event of the AoR, oldest first (the audit trail)."""
+    def history(self, aor: str) -> Retained:
+        """The AoR's stored history (the audit trail): its events oldest first, after the
+        seed a prune left in place of the older ones, if one did."""
         identity = self.identify(aor)
-        events = list(self.repository.event_store.get(identity.id))
-        if not events:
+        retained = retained_history(self, identity.id)
+        if retained.seed is None and not retained.events:
             raise UnknownAddressOfRecord(f"no registration history for {identity.uri}")
-        return events
+        return retained
 
     # Commands ------------------------------------------------------------------------
 
