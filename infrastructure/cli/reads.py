@@ -10,7 +10,7 @@ from domain import UnknownAddressOfRecord
 from infrastructure.cli.options import service_from, store_options
 from infrastructure.cli.render import audit_entry, audit_table, bindings_table, print_json
 from infrastructure.timeparse import iso, parse_time
-from projections import HistoryPruned, Retained, rows_at
+from projections import HistoryPruned, LocationRow, Retained, rows_at
 
 
 @click.command()
@@ -49,6 +49,10 @@ def audit(aor: str, at_time: str | None, as_json: bool, store_url: str | None,
         except UnknownAddressOfRecord as error:
             if horizon is None:
                 raise
+            if when is not None and when.timestamp() >= horizon:
+                # an AoR a prune removed had no binding left then, and nothing since
+                _print_rows([], service.app.identify(aor).uri, when, as_json)
+                return
             raise UnknownAddressOfRecord(f"{error} since {_iso(horizon)} (the history "
                                          "before it was pruned)") from None
         seed, events = retained.seed, retained.events
@@ -64,13 +68,16 @@ def audit(aor: str, at_time: str | None, as_json: bool, store_url: str | None,
                     f" ({_pruned(seed.horizon)})" if seed else ""))
             return
         _check_retained(retained, aor_uri, when, horizon)
-        rows = rows_at(events, when, seed)
-        if as_json:
-            print_json([row.to_json() for row in rows])
-        elif not rows:
-            click.echo(f"no bindings for {aor_uri} at {iso(when)}")
-        else:
-            bindings_table(rows, when.timestamp(), f"{aor_uri} at {iso(when)}")
+        _print_rows(rows_at(events, when, seed), aor_uri, when, as_json)
+
+
+def _print_rows(rows: list[LocationRow], aor_uri: str, when: datetime, as_json: bool) -> None:
+    if as_json:
+        print_json([row.to_json() for row in rows])
+    elif not rows:
+        click.echo(f"no bindings for {aor_uri} at {iso(when)}")
+    else:
+        bindings_table(rows, when.timestamp(), f"{aor_uri} at {iso(when)}")
 
 
 def _check_retained(retained: Retained, aor_uri: str, when: datetime,
