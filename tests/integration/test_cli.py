@@ -207,3 +207,6 @@ def test_prune_reports_what_it_deleted_and_audit_the_horizon(run):
                             "before it was pruned)\n")
     assert json.loads(run("audit", "bob@example.com", "--at", "2020-01-02T00:00:00Z",
                           "--json").stdout) == []
+    assert json.loads(run("status", "--json").stdout)["horizon"] == 1577836800.0
+    assert ("history kept from 2020-01-01T00:00:00+00:00 (older pruned)"
+            in run("status").stdout)
