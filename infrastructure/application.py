@@ -119,9 +119,14 @@ class Registrations(Application[UUID]):
                 found.update(UUID(str(row["originator_id"])) for row in cursor.fetchall())
         return found
 
-    def history(self, aor: str) -> Retained:
-        """The AoR's stored history (the audit trail): its events oldest first, after the
-        seed a prune left in place of the older ones, if one did."""
+    def history(self, aor: str) -> list[Any]:
+        """Every stored event of the AoR, oldest first (the audit trail); after a prune,
+        those after its horizon snapshot (see `retained`)."""
+        return self.retained(aor).events
+
+    def retained(self, aor: str) -> Retained:
+        """The AoR's stored history: the seed a prune left in place of its older events,
+        if one did, and the events after it, oldest first."""
         identity = self.identify(aor)
         retained = retained_history(self, identity.id)
         if retained.seed is None and not retained.events:

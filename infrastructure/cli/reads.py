@@ -45,7 +45,7 @@ def audit(aor: str, at_time: str | None, as_json: bool, store_url: str | None,
     with service_from(store_url, config_file) as service:
         horizon = service.horizon.read()
         try:
-            retained = service.app.history(aor)
+            retained = service.app.retained(aor)
         except UnknownAddressOfRecord as error:
             if horizon is None:
                 raise

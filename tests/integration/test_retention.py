@@ -151,7 +151,7 @@ def iso(moment: float) -> str:
 
 
 def events_of(service, aor: str) -> list[int]:
-    return [e.originator_version for e in service.app.history(aor).events]
+    return [e.originator_version for e in service.app.retained(aor).events]
 
 
 # The story -------------------------------------------------------------------------------
@@ -181,7 +181,7 @@ def test_after_a_prune_every_answer_from_the_horizon_on_is_the_unpruned_one(twin
     ids = {aor: app.identify(aor).id for aor in EVERYONE}
     assert app.stored_among(ids.values()) == {ids[a] for a in (ALICE, DAVE, ERIN, FRANK, HARRY)}
     assert events_of(twins.pruned, ALICE) == events_of(twins.whole, ALICE)[-1:]
-    assert app.history(ALICE).seed.version == len(events_of(twins.whole, ALICE)) - 1
+    assert app.retained(ALICE).seed.version == len(events_of(twins.whole, ALICE)) - 1
     assert events_of(twins.pruned, HARRY) == events_of(twins.whole, HARRY)
 
     # and the same commands go on giving the same answers
@@ -252,8 +252,8 @@ def test_a_second_prune_moves_the_horizon_on_and_an_earlier_time_keeps_it(twins)
     later = TIME + 300
     report = prune(pruned, later)
     assert report["horizon"] == iso(later) and report["removed"] == 0
-    assert twins.pruned.app.history(FRANK).seed.horizon == later
-    assert twins.pruned.app.history(ALICE).seed.horizon == TIME  # nothing since: left as it was
+    assert twins.pruned.app.retained(FRANK).seed.horizon == later
+    assert twins.pruned.app.retained(ALICE).seed.horizon == TIME  # nothing since: left as it was
     report = prune(pruned, TIME - DAY)
     assert report["horizon"] == iso(later)
     assert (report["kept"], report["removed"], report["events"]) == (0, 0, 0)

@@ -48,7 +48,7 @@ def service(store_url):
 
 
 def versions(service, aor: str) -> tuple[int | None, list[int]]:
-    found = service.app.history(aor)
+    found = service.app.retained(aor)
     return (found.seed.version if found.seed else None,
             [e.originator_version for e in found.events])
 
