@@ -59,13 +59,15 @@ def audit(aor: str, at_time: str | None, as_json: bool, store_url: str | None,
         aor_uri = seed.aor if seed is not None else events[0].aor
         if when is None:
             entries = [audit_entry(e) for e in events]
+            note = _pruned(seed.horizon) if seed is not None else (
+                f"the store keeps history from {_iso(horizon)} on" if horizon is not None
+                else None)
             if as_json:
                 print_json(entries)
-                if seed is not None:
-                    click.echo(f"pua-reginfo: note: {_pruned(seed.horizon)}", err=True)
+                if note:
+                    click.echo(f"pua-reginfo: note: {note}", err=True)
             else:
-                audit_table(entries, f"history of {aor_uri}" + (
-                    f" ({_pruned(seed.horizon)})" if seed else ""))
+                audit_table(entries, f"history of {aor_uri}" + (f" ({note})" if note else ""))
             return
         _check_retained(retained, aor_uri, when, horizon)
         _print_rows(rows_at(events, when, seed), aor_uri, when, as_json)

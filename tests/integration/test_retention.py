@@ -244,6 +244,8 @@ def test_audit_before_the_horizon_says_so(twins):
     assert f"the events before {iso(TIME)} were pruned" in result.stderr
     table = CliRunner().invoke(cli, ["audit", ALICE, "--store", pruned]).stdout
     assert f"the events before {iso(TIME)} were pruned" in table
+    harry = CliRunner().invoke(cli, ["audit", HARRY, "--json", "--store", pruned])
+    assert harry.stderr == f"pua-reginfo: note: the store keeps history from {iso(TIME)} on\n"
 
 
 def test_a_second_prune_moves_the_horizon_on_and_an_earlier_time_keeps_it(twins):
