@@ -37,7 +37,8 @@ A crash before the swap leaves new tables that the next rebuild drops and fills 
 
 After a prune the log no longer starts at each AoR's beginning: the new view is first
 filled with the rows of every horizon snapshot's bindings (projections/retained.py), with
-no position, and the replay from notification 1 then applies the events after each one.
+no position, and the replay from notification 1 then applies the events after each one:
+a seeded binding stands in the view as one an earlier write of the replay left there.
 No prune may run meanwhile (it would delete events after a seed already read): the caller
 holds the store's prune lock too.
 """

@@ -12,13 +12,14 @@ from datetime import datetime, timezone
 import pytest
 from click.testing import CliRunner
 
-from domain import RegisterRequest
 from domain.reginfo import ContactInfo, ReginfoDocument, RegistrationInfo
 from infrastructure.cli import cli
 from infrastructure.commands import (
     ApplyNotify, NotifyContext, PutOnProbation, Register, ShortenContact,
 )
+from projections import retained
 from projections.publisher import Composer, PublisherProjection, PublisherView, stored_history
+from projections.usrloc import rebuild
 from sip_gateway.reginfo import build_reginfo
 from sip_gateway.server.notify_modes import notify_mode
 from tests.support import FakeClock, open_test_service, register
@@ -156,7 +157,9 @@ def events_of(service, aor: str) -> list[int]:
 
 # The story -------------------------------------------------------------------------------
 
-def test_after_a_prune_every_answer_from_the_horizon_on_is_the_unpruned_one(twins):
+def test_after_a_prune_every_answer_from_the_horizon_on_is_the_unpruned_one(twins, monkeypatch):
+    monkeypatch.setattr(retained, "PAGE", 3)  # the horizon snapshots read in several pages
+    monkeypatch.setattr(rebuild, "FLUSH_ROWS", 2)  # ... and written in several
     pruned, whole = twins.urls
     view_before = twins.pruned.view.rows()
     report = prune(pruned)
