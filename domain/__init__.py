@@ -18,6 +18,7 @@ from domain.errors import (
 from domain.events import (
     CONTACT_EVENTS,
     ORIGINS,
+    AddressOfRecordHorizon,
     AddressOfRecordSnapshot,
     ContactEvent,
     RegistrationActivated,
@@ -34,6 +35,7 @@ __all__ = [
     "ORIGINS",
     "REGISTRATION_MACHINE",
     "AddressOfRecord",
+    "AddressOfRecordHorizon",
     "AddressOfRecordSnapshot",
     "AorIdentity",
     "AorPolicy",

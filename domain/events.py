@@ -130,10 +130,12 @@ class ContactRejected(ContactEvent):
     TERMINATES = True
 
 
-def with_bindings(events: Iterable[Any]) -> Iterator[tuple[Any, Binding | None]]:
+def with_bindings(events: Iterable[Any], bindings: dict[str, Binding] | None = None,
+                  ) -> Iterator[tuple[Any, Binding | None]]:
     """One AoR's events in order, each with the binding it leaves or ends (contact
-    events; refreshes resolved against the binding held) or None (other events)."""
-    held: dict[str, Binding] = {}
+    events; refreshes resolved against the binding held) or None (other events);
+    `bindings` are those held before the first (a prune's horizon)."""
+    held = dict(bindings or {})
     for event in events:
         if not isinstance(event, ContactEvent):
             yield event, None
@@ -149,6 +151,19 @@ def with_bindings(events: Iterable[Any]) -> Iterator[tuple[Any, Binding | None]]
 
 class AddressOfRecordSnapshot(Snapshot):
     TOPIC = "pua_reginfo:AddressOfRecordSnapshot"
+
+
+class AddressOfRecordHorizon(AddressOfRecordSnapshot):
+    """The AoR as it stood at the version a prune kept, its older events deleted.
+
+    `timestamp` is the time before which the AoR's history is gone; `changes` gives, for
+    each binding of `state`, the contact event that last changed it (binding key ->
+    [event name, origin, Unix time]), which the usrloc view and PUBLISH documents show
+    but the aggregate does not keep. Loading the aggregate uses `state` only.
+    """
+
+    TOPIC = "pua_reginfo:AddressOfRecordHorizon"
+    changes: dict[str, Any]
 
 
 CONTACT_EVENTS: dict[str, type[ContactEvent]] = {
@@ -171,6 +186,7 @@ for _cls in (
     RegistrationActivated,
     RegistrationTerminated,
     AddressOfRecordSnapshot,
+    AddressOfRecordHorizon,
     *CONTACT_EVENTS.values(),
 ):
     register_topic(_cls.TOPIC, _cls)

@@ -36,6 +36,7 @@ from infrastructure.commands import Command
 from infrastructure.event_format import EventFormat
 from infrastructure.transcodings import BindingAsDict
 from infrastructure.unit_of_work import UnitOfWork
+from projections.retained import Retained, retained_history
 
 PRESENCE_CHUNK = 500  # ids per existence query (SQLite allows 32766 parameters)
 CONFLICT_ATTEMPTS = 10  # saves of one command before it gives up (StoreContended)
@@ -124,12 +125,18 @@ class Registrations(Application[UUID]):
         return found
 
     def history(self, aor: str) -> list[Any]:
-        """Every event of the AoR, oldest first (the audit trail)."""
+        """Every stored event of the AoR, oldest first (the audit trail); after a prune,
+        those after its horizon snapshot (see `retained`)."""
+        return self.retained(aor).events
+
+    def retained(self, aor: str) -> Retained:
+        """The AoR's stored history: the seed a prune left in place of its older events,
+        if one did, and the events after it, oldest first."""
         identity = self.identify(aor)
-        events = list(self.repository.event_store.get(identity.id))
-        if not events:
+        retained = retained_history(self, identity.id)
+        if retained.seed is None and not retained.events:
             raise UnknownAddressOfRecord(f"no registration history for {identity.uri}")
-        return events
+        return retained
 
     # Commands ------------------------------------------------------------------------
 

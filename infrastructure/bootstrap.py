@@ -32,14 +32,16 @@ from infrastructure.clock import Clock, SystemClock
 from infrastructure.commands import Command, ExpireDue
 from infrastructure.executor import GroupCommitExecutor
 from infrastructure.gateway_port import ExecutorPort
+from infrastructure.horizon import HorizonTable
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
+from infrastructure.retention import PruneReport, Retention
 from infrastructure.schema import ensure_schema
 from infrastructure.sqlite_durability import set_synchronous
 from infrastructure.serve import Gateway
 from infrastructure.settings import Settings, SettingsError
 from infrastructure.store import StoreError, StoreUrl, probe
-from infrastructure.store_locks import REBUILD, store_lock
-from projections import LocationView, UsrlocProjection, catch_up, rebuild_usrloc
+from infrastructure.store_locks import PRUNE, REBUILD, store_lock
+from projections import LocationView, UsrlocProjection, catch_up, position, rebuild_usrloc
 from projections.catch_up import apply_committed
 from projections.publisher import Composer, PublisherProjection, PublisherView, stored_history
 from projections.subscriptions import SubscriptionsProjection, SubscriptionsView
@@ -79,6 +81,7 @@ class Service:
     usrloc: UsrlocProjection
     publisher: PublisherProjection
     subscriptions: SubscriptionsProjection
+    horizon: HorizonTable
     clock: Clock = field(default_factory=SystemClock)
 
     @property
@@ -115,14 +118,46 @@ class Service:
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
         """Build the usrloc view again from the whole event store, beside the live one,
         and swap it in; safe while any number of nodes keep the live view moving."""
-        lock = store_lock(StoreUrl.parse(self.settings.store.url), REBUILD)
+        store = StoreUrl.parse(self.settings.store.url)
+        lock, pruning = store_lock(store, REBUILD), store_lock(store, PRUNE)
         if not lock.try_acquire():
             raise StoreError("another rebuild of the usrloc view is running on this store")
         try:
-            with collection_paused():
-                return rebuild_usrloc(self.app, self.view, progress)
+            if not pruning.try_acquire():
+                raise StoreError("a prune is running on this store; rebuild when it ends")
+            try:
+                with collection_paused():
+                    return rebuild_usrloc(self.app, self.view, progress)
+            finally:
+                pruning.release()
         finally:
             lock.release()
+
+    def prune(self, before: float, should_stop: Callable[[], bool] = lambda: False,
+              busy_ok: bool = False) -> PruneReport | None:
+        """Delete the AoR histories before `before` (Unix seconds; see
+        infrastructure/retention.py). When another process prunes or rebuilds the store:
+        None if `busy_ok` (serve's periodic prune), else StoreError."""
+        lock = store_lock(StoreUrl.parse(self.settings.store.url), PRUNE)
+        if not lock.try_acquire():
+            if busy_ok:
+                return None
+            raise StoreError("a prune or a rebuild is running on this store; "
+                             "prune when it ends")
+        try:
+            retention = Retention(self.app, self.horizon, self.publisher.view)
+            return retention.prune(before, position(self.app, self.usrloc), self.clock.now(),
+                                   should_stop)
+        finally:
+            lock.release()
+
+    def retain(self, should_stop: Callable[[], bool] = lambda: False) -> PruneReport | None:
+        """`[store] retain_days`: prune the history older than that many days, unless
+        another process is pruning or rebuilding the store (None then)."""
+        days = self.settings.store.retain_days
+        if not days:
+            return None
+        return self.prune(self.clock.now() - days * 86400, should_stop, busy_ok=True)
 
     def expire_due(self) -> int:
         """Record `expired` for every binding whose lifetime has ended."""
@@ -148,8 +183,9 @@ def open_service(settings: Settings, clock: Clock | None = None, catch_up_views:
         view = LocationView(app.factory.datastore)
         outbox = PublisherView(app.factory.datastore)
         kept = SubscriptionsView(app.factory.datastore)
+        horizon = HorizonTable(app.factory.datastore)
         recorders = [app.recorder, *([app.snapshots.recorder] if app.snapshots else []),
-                     view, outbox, kept]
+                     view, outbox, kept, horizon]
         ensure_schema(store, app.factory.datastore, recorders)
         compat = settings.reginfo.kamailio_compat
         composer = Composer(settings.reginfo.default_domain, stored_history(app),
@@ -159,7 +195,7 @@ def open_service(settings: Settings, clock: Clock | None = None, catch_up_views:
         subscriptions = SubscriptionsProjection(
             kept, lambda aggregate_id, version: app.repository.get(aggregate_id, version=version))
         service = Service(settings, app, UsrlocProjection(view), publisher, subscriptions,
-                          clock or SystemClock())
+                          horizon, clock or SystemClock())
         if catch_up_views:
             service.catch_up()
     except PersistenceError as error:

@@ -5,10 +5,14 @@ delivers to the SIP core), and the background jobs: after every commit the usrlo
 publisher projections catch up (on the store thread, at most every 5 ms); the sweeper
 records `expired` for lapsed bindings every second; server transactions expire on their
 timers; the PUBLISH client and, while this node holds the store's keeper lock, the
-subscription keeper run. Stop (SIGTERM/SIGINT): no new TCP connections, in-flight
-requests finish (503 from then on), TCP peers are closed, SUBSCRIBEs in flight settle,
-the executor and the PUBLISH outbox drain (the UDP socket stays open for their answers),
-then every socket closes and the view catches up a last time.
+subscription keeper run; with `[store] retain_days`, a prune of the history older than that
+runs RETENTION_DELAY after the start and every RETENTION_INTERVAL after, on a thread of its
+own (the store thread keeps committing meanwhile), on one node at a time (the store's prune
+lock: a node that finds it taken skips its turn). Stop (SIGTERM/SIGINT): no new TCP
+connections, a prune running stops after its batch, in-flight requests finish (503 from
+then on), TCP peers are closed, SUBSCRIBEs in flight settle, the executor and the PUBLISH
+outbox drain (the UDP socket stays open for their answers), then every socket closes and
+the view catches up a last time.
 Once started, what startup built (modules, settings, parsers, the store's connections) is
 frozen out of the garbage collector's sight: a full collection then walks only what serving
 creates, which shortened the longest collections from 160-190 ms to 90 ms at 500
@@ -21,6 +25,7 @@ import asyncio
 import gc
 import logging
 import signal
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -45,6 +50,8 @@ TIMER_INTERVAL = 0.5
 PROJECTION_PAUSE = 0.005  # seconds between two catch-ups of the projections
 LEAD_INTERVAL = 2.0  # seconds between checks of the subscription keeper lock
 SETTLE_TIMEOUT = 5.0  # seconds to drain the PUBLISH outbox and the SUBSCRIBEs in flight at shutdown
+RETENTION_DELAY = 60.0  # seconds from the start to the first prune of `retain_days`
+RETENTION_INTERVAL = 3600.0  # seconds between two prunes
 
 
 @dataclass
@@ -62,6 +69,7 @@ class Gateway:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def store_thread(self) -> ThreadPoolExecutor:
@@ -81,6 +89,8 @@ class Gateway:
         if self.keeper is not None:
             await self._standing_subscriptions()
             jobs.append(("subscription-keeper", self._keep_subscriptions))
+        if self.service.settings.store.retain_days:
+            jobs.append(("retention", self._retain))
         loop = asyncio.get_running_loop()
         for name, job in jobs:
             self.tasks.append(loop.create_task(job(), name=name))
@@ -106,6 +116,7 @@ class Gateway:
 
     async def stop(self) -> None:
         log.info("stopping: draining in-flight requests")
+        self._stopping.set()  # a prune running stops after its batch
         self.transports.stop_listening()  # no new TCP connections
         await self.core.drain()  # from here on a request gets 503; the UDP socket stays
         # open until the last PUBLISH and SUBSCRIBE had their answers, which arrive there
@@ -188,6 +199,22 @@ class Gateway:
             if running is not None:
                 running.cancel()
             await loop.run_in_executor(None, lock.release)
+
+    async def _retain(self) -> None:
+        """Prune the history older than `[store] retain_days`, now and then."""
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(RETENTION_DELAY)
+        while True:
+            try:
+                report = await loop.run_in_executor(None, self.service.retain,
+                                                    self._stopping.is_set)
+                if report is None:
+                    log.info("retention: another process is pruning or rebuilding the store")
+                else:
+                    log.info("retention: %s", report.summary())
+            except Exception as error:
+                _report("retention", error)
+            await asyncio.sleep(RETENTION_INTERVAL)
 
     async def _standing_subscriptions(self) -> None:
         """The `[[subscribe]]` entries, recorded as requests (a no-op when unchanged)."""

@@ -78,6 +78,7 @@ class StoreSettings:
     max_pending: int = 5000  # requests that may wait for the store; more get 503
     cache_size: int = 50_000  # aggregates serve keeps in memory between transactions
     sqlite_synchronous: str = "normal"  # "full": fsync every commit (power-cut safe)
+    retain_days: int | None = None  # serve prunes the history older than this; None: keep all
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,9 @@ def _convert(label: str, kind: Any, value: Any) -> Any:
         if text in ("0", "false", "no", "off"):
             return False
         raise SettingsError(f"{label} must be true or false, not {value!r}")
-    if kind == "int":
+    if kind == "int | None" and (value is None or value == ""):
+        return None
+    if kind in ("int", "int | None"):
         if isinstance(value, bool):
             raise SettingsError(f"{label} must be a whole number, not {value!r}")
         try:
@@ -283,6 +286,9 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("[node] id must not be empty")
     if settings.store.timeout <= 0 or settings.store.max_pending <= 0:
         raise SettingsError("[store] timeout and max_pending must be positive")
+    if settings.store.retain_days is not None and settings.store.retain_days < 1:
+        raise SettingsError("[store] retain_days must be at least 1 (leave it out to keep "
+                            "the whole history)")
     if settings.store.cache_size < 0:
         raise SettingsError("[store] cache_size must not be negative")
     if settings.node.event_loop not in ("uvloop", "asyncio"):

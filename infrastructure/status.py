@@ -1,4 +1,5 @@
-"""What `status` reports: subscriptions, publications, projection positions and lag.
+"""What `status` reports: subscriptions, publications, projection positions and lag, and the
+horizon of the last prune.
 
 Read from the store only, so it works while `serve` runs (in another process) and after
 it stopped: the subscriptions from their aggregates (with the last reginfo version of the
@@ -27,6 +28,7 @@ def service_status(service: Service) -> dict[str, Any]:
         projections[f"publisher@{service.publisher.node}"] = {"position": publisher, "lag": head - publisher}
     return {
         "notifications": head,
+        "horizon": service.horizon.read(),  # Unix seconds: history before it pruned; None
         "projections": projections,
         "subscriptions": [_subscription(app, s) for s in kept_subscriptions(service)],
         "publications": [_publication(row) for row in service.publisher.view.publications()],

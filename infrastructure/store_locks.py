@@ -7,6 +7,9 @@ or one SQLite file on one host). Some work must run in one of them only:
   take over when the holder stops or dies, resuming the recorded dialogs (a refresh from
   the new node also moves the notifier's target to it, RFC 6665 4.1.2.1 / RFC 3261 12.2).
 - `rebuild`: one rebuild of the usrloc view at a time (they share the tables they fill).
+- `prune`: one prune at a time, and none while a rebuild runs (a rebuild holds it too:
+  it reads the prunes' seeds first, then the log, and a prune in between would delete
+  events it has yet to read).
 - `schema`: one process creates or upgrades the tables; the others wait for it.
 
 PostgreSQL: a session advisory lock on a dedicated connection (released by the server when
@@ -27,9 +30,9 @@ import psycopg
 
 from infrastructure.store import StoreUrl
 
-KEEPER, REBUILD, SCHEMA = "keeper", "rebuild", "schema"
+KEEPER, REBUILD, SCHEMA, PRUNE = "keeper", "rebuild", "schema", "prune"
 _ADVISORY_NAMES = {KEEPER: "pua-reginfo:subscription-keeper", REBUILD: "pua-reginfo:rebuild",
-                   SCHEMA: "pua-reginfo:schema"}
+                   SCHEMA: "pua-reginfo:schema", PRUNE: "pua-reginfo:prune"}
 POLL_INTERVAL = 0.05  # seconds between attempts of a lock waited for
 
 
@@ -128,7 +131,7 @@ class AdvisoryLock:
 
 
 def store_lock(store: StoreUrl, name: str) -> Lock:
-    """The lock called `name` (KEEPER, REBUILD or SCHEMA) of the store."""
+    """The lock called `name` (KEEPER, REBUILD, SCHEMA or PRUNE) of the store."""
     if store.kind == "postgresql":
         return AdvisoryLock(store.connect_kwargs(), _ADVISORY_NAMES[name],
                             store.env.get("POSTGRES_SCHEMA", ""))

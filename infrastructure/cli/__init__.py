@@ -12,7 +12,7 @@ from eventsourcing.persistence import PersistenceError
 
 from domain import PuaReginfoError
 from infrastructure.cli.contact import contact, expire
-from infrastructure.cli.maintenance import rebuild
+from infrastructure.cli.maintenance import prune, rebuild
 from infrastructure.cli.notify import handle_notify
 from infrastructure.cli.reads import audit, query
 from infrastructure.cli.serve import serve
@@ -60,6 +60,7 @@ def cli() -> None:
 cli.add_command(query)
 cli.add_command(audit)
 cli.add_command(rebuild)
+cli.add_command(prune)
 cli.add_command(contact)
 cli.add_command(expire)
 cli.add_command(handle_notify)

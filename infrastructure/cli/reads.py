@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import click
 
+from domain import UnknownAddressOfRecord
 from infrastructure.cli.options import service_from, store_options
 from infrastructure.cli.render import audit_entries, audit_table, bindings_table, print_json
 from infrastructure.timeparse import iso, parse_time
-from projections import rows_at
+from projections import HistoryPruned, LocationRow, Retained, rows_at
 
 
 @click.command()
@@ -40,19 +43,67 @@ def audit(aor: str, at_time: str | None, as_json: bool, store_url: str | None,
     """Show every recorded event of AOR, or its bindings at a past time."""
     when = parse_time(at_time) if at_time else None
     with service_from(store_url, config_file) as service:
-        events = service.app.history(aor)
-        aor_uri = events[0].aor
+        horizon = service.horizon.read()
+        try:
+            retained = service.app.retained(aor)
+        except UnknownAddressOfRecord as error:
+            if horizon is None:
+                raise
+            if when is not None and when.timestamp() >= horizon:
+                # an AoR a prune removed had no binding left then, and nothing since
+                _print_rows([], service.app.identify(aor).uri, when, as_json)
+                return
+            raise UnknownAddressOfRecord(f"{error} since {_iso(horizon)} (the history "
+                                         "before it was pruned)") from None
+        seed, events = retained.seed, retained.events
+        aor_uri = seed.aor if seed is not None else events[0].aor
         if when is None:
-            entries = audit_entries(events)
+            entries = audit_entries(events, seed.bindings if seed is not None else None)
+            note = _pruned(seed.horizon) if seed is not None else (
+                f"the store keeps history from {_iso(horizon)} on" if horizon is not None
+                else None)
             if as_json:
                 print_json(entries)
+                if note:
+                    click.echo(f"pua-reginfo: note: {note}", err=True)
             else:
-                audit_table(entries, f"history of {aor_uri}")
+                audit_table(entries, f"history of {aor_uri}" + (f" ({note})" if note else ""))
             return
-        rows = rows_at(events, when)
-        if as_json:
-            print_json([row.to_json() for row in rows])
-        elif not rows:
-            click.echo(f"no bindings for {aor_uri} at {iso(when)}")
-        else:
-            bindings_table(rows, when.timestamp(), f"{aor_uri} at {iso(when)}")
+        _check_retained(retained, aor_uri, when, horizon)
+        _print_rows(rows_at(events, when, seed), aor_uri, when, as_json)
+
+
+def _print_rows(rows: list[LocationRow], aor_uri: str, when: datetime, as_json: bool) -> None:
+    if as_json:
+        print_json([row.to_json() for row in rows])
+    elif not rows:
+        click.echo(f"no bindings for {aor_uri} at {iso(when)}")
+    else:
+        bindings_table(rows, when.timestamp(), f"{aor_uri} at {iso(when)}")
+
+
+def _check_retained(retained: Retained, aor_uri: str, when: datetime,
+                    horizon: float | None) -> None:
+    """Refuse a time the stored history cannot answer for: before the AoR's own horizon,
+    or, for an AoR whose stored history begins after `when`, before the store's (an
+    earlier life of the AoR may have been removed)."""
+    moment = when.timestamp()
+    if retained.seed is not None:
+        if moment < retained.seed.horizon:
+            raise HistoryPruned(f"the history of {aor_uri} before "
+                                f"{_iso(retained.seed.horizon)} was pruned: ask for a time "
+                                "from then on")
+        return
+    begins = retained.events[0].timestamp
+    if horizon is not None and moment < horizon and when < begins:
+        raise HistoryPruned(f"the store keeps history from {_iso(horizon)} on (older history "
+                            f"was pruned) and the history of {aor_uri} begins at {iso(begins)}: "
+                            f"its bindings at {iso(when)} are not known")
+
+
+def _pruned(horizon: float) -> str:
+    return f"the events before {_iso(horizon)} were pruned; the state then is kept"
+
+
+def _iso(seconds: float) -> str:
+    return iso(datetime.fromtimestamp(seconds, timezone.utc))

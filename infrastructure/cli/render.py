@@ -21,9 +21,12 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
-def audit_entries(events: Iterable[Any]) -> list[dict[str, Any]]:
-    """The audit lines of one AoR's history, oldest first."""
-    return [audit_entry(event, binding) for event, binding in with_bindings(events)]
+def audit_entries(events: Iterable[Any], bindings: dict[str, Binding] | None = None,
+                  ) -> list[dict[str, Any]]:
+    """The audit lines of one AoR's history, oldest first; `bindings` are the AoR's at
+    the history's start (a prune's horizon)."""
+    return [audit_entry(event, binding)
+            for event, binding in with_bindings(events, bindings)]
 
 
 def audit_entry(event: Any, binding: Binding | None) -> dict[str, Any]:

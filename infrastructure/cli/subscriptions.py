@@ -49,7 +49,9 @@ def status(as_json: bool, store_url: str | None, config_file: str | None) -> Non
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"event store: {report['notifications']} notification(s)")
+    click.echo(f"event store: {report['notifications']} notification(s)"
+               + (f", history kept from {_when(report['horizon'])} (older pruned)"
+                  if report["horizon"] is not None else ""))
     for name, projection in report["projections"].items():
         click.echo(f"projection {name}: position {projection['position']}, "
                    f"lag {projection['lag']}")

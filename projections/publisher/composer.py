@@ -5,7 +5,8 @@ administrative bindings, not those learned from a NOTIFY) with the event that br
 to its current state, and folds every message into that state, published or not. An AoR
 it has not seen since it started, or whose state it holds for another point of the
 history (another runner moved on meanwhile), is rebuilt by folding the AoR's stored events
-up to the version just before the message. The cache is a bounded LRU.
+up to the version just before the message, starting from the local bindings of its
+prune's seed when a prune left one (`seeded`). The cache is a bounded LRU.
 
 kamailio_compat reproduces what Kamailio 5.6 pua_reginfo PUBLISHes: REGISTER-made bindings
 are `created`, the document version is always 0, and every contact carries `received`,
@@ -29,10 +30,12 @@ from domain.publication_document import (
 )
 from domain.reginfo import ReginfoDocument
 from projections.publisher.messages import Message
+from projections.retained import Seed
 
-History = Callable[[str, int], list[Any]]  # (aor_id, up to version) -> stored events
-Render = Callable[[ReginfoDocument], bytes]  # the application/reginfo+xml body
 Local = dict[str, tuple[Binding, str]]  # binding key -> (binding, event that made it so)
+# (aor_id, up to version) -> (the local bindings of the AoR's seed, stored events after it)
+History = Callable[[str, int], tuple[Local, list[Any]]]
+Render = Callable[[ReginfoDocument], bytes]  # the application/reginfo+xml body
 CACHE_SIZE = 100_000
 
 
@@ -68,6 +71,14 @@ def fold(local: Local, events: Iterable[Any]) -> list[Ended]:
         else:
             local.pop(key, None)  # now told by a notifier: no longer ours to publish
     return ended
+
+
+def seeded(seed: Seed | None) -> Local:
+    """The local bindings a prune's seed holds, each with the event of its last change."""
+    if seed is None:
+        return {}
+    return {key: (binding, seed.changes[key].event)
+            for key, binding in seed.bindings.items() if binding.is_local}
 
 
 class Composer:
@@ -122,7 +133,8 @@ class Composer:
             return dict(cached[1])
         local: Local = {}
         if message.first_version > 1:
-            fold(local, self.history(message.aor_id, message.first_version - 1))
+            local, events = self.history(message.aor_id, message.first_version - 1)
+            fold(local, events)
         return local
 
     def _event(self, event: str) -> str:

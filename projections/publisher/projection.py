@@ -25,18 +25,21 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
 
 from domain import PuaReginfoError
-from projections.publisher.composer import ComposedDocument, Composer, History
+from projections.publisher.composer import ComposedDocument, Composer, History, Local, seeded
 from projections.publisher.messages import Message, group_messages, publishes
 from projections.publisher.view import PublisherView
+from projections.retained import retained_history
 
 BATCH_SIZE = 1000
 log = logging.getLogger("pua_reginfo.publisher")
 
 
 def stored_history(app: Application[Any]) -> History:
-    """The composer's `history`: an AoR's stored events up to a version, oldest first."""
-    def history(aor_id: str, upto_version: int) -> list[Any]:
-        return list(app.repository.event_store.get(UUID(aor_id), lte=upto_version))
+    """The composer's `history`: the local bindings of an AoR's seed (none unless a prune
+    left one) and its stored events after it up to a version, oldest first."""
+    def history(aor_id: str, upto_version: int) -> tuple[Local, list[Any]]:
+        retained = retained_history(app, UUID(aor_id), upto_version)
+        return seeded(retained.seed), retained.events
     return history
 
 

@@ -203,6 +203,27 @@ class PublisherView(TrackingRecorder):
                                      "WHERE node = %s AND resource = %s"),
                            (*params, node, resource))
 
+    # Retention -----------------------------------------------------------------------
+
+    def forget_settled(self, cursor: Any, aor_ids: Sequence[str], before: float) -> int:
+        """In the caller's transaction (a prune's): delete the publications of `aor_ids`
+        (AoRs the prune removed) that nothing needs any more: no document waiting, no
+        entity-tag alive at `before`, unchanged since. A registration of the AoR later is
+        a new publication (version 0). Returns how many were deleted."""
+        deleted = 0
+        for start in range(0, len(aor_ids), 500):
+            chunk = aor_ids[start:start + 500]
+            cursor.execute(self._sql(
+                f"DELETE FROM {self.publication} WHERE aor_id IN "
+                f"({', '.join(['%s'] * len(chunk))}) AND updated_at < %s"
+                " AND (etag IS NULL OR expires_at IS NULL OR expires_at <= %s)"
+                f" AND NOT EXISTS (SELECT 1 FROM {self.outbox} o"
+                f" WHERE o.node = {self.publication}.node"
+                f" AND o.resource = {self.publication}.resource) RETURNING version"),
+                (*chunk, before, before))
+            deleted += len(cursor.fetchall())
+        return deleted
+
     # Reads ---------------------------------------------------------------------------
 
     def pending(self, node: str, after_id: int = 0) -> list[OutboxDocument]:

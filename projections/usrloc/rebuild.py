@@ -34,6 +34,13 @@ bench/rebuild.py), and the write-ahead log grows to the size of the largest writ
 40 MB there) until SQLite checkpoints it. Rows are written sorted in the table's key
 order, so they touch as few pages as possible; the expires index is made at the swap.
 A crash before the swap leaves new tables that the next rebuild drops and fills again.
+
+After a prune the log no longer starts at each AoR's beginning: the new view is first
+filled with the rows of every horizon snapshot's bindings (projections/retained.py), with
+no position, and the replay from notification 1 then applies the events after each one:
+a seeded binding stands in the view as one an earlier write of the replay left there.
+No prune may run meanwhile (it would delete events after a seed already read): the caller
+holds the store's prune lock too.
 """
 
 from __future__ import annotations
@@ -45,7 +52,9 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain import PuaReginfoError
+from projections.retained import horizons
 from projections.stored_log import StoredLog
+from projections.usrloc.replay import seed_rows
 from projections.usrloc.stored_rows import Changes, StoredRows
 from projections.usrloc.view import LocationView, SwapBlocked
 
@@ -62,6 +71,7 @@ def rebuild_usrloc(app: Application[Any], view: LocationView,
                    progress: Callable[[int], None] | None = None) -> int:
     """Build the view again from the whole log and swap it in; returns events applied."""
     built, rows = view.beside(), StoredRows(app.mapper)
+    seed(app, built)
     log = StoredLog(app.recorder)
     applied = replay(app, log, built, rows, progress)
     blocked = None
@@ -75,6 +85,18 @@ def rebuild_usrloc(app: Application[Any], view: LocationView,
     raise RebuildIncomplete(f"the rebuilt usrloc view could not be swapped in: the live "
                             f"view stayed locked by another transaction ({blocked}); "
                             "the live view is unchanged")
+
+
+def seed(app: Application[Any], view: LocationView) -> int:
+    """Fill a new view with the rows of every prune's seed, FLUSH_ROWS at a time; how many."""
+    filled, upserts = 0, []
+    for found in horizons(app):
+        upserts.extend(row.as_tuple() for row in seed_rows(found))
+        if len(upserts) >= FLUSH_ROWS:
+            view.fill(sorted(upserts), app.name)
+            filled, upserts = filled + len(upserts), []
+    view.fill(sorted(upserts), app.name)
+    return filled + len(upserts)
 
 
 def replay(app: Application[Any], log: StoredLog, view: LocationView, rows: StoredRows,

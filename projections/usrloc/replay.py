@@ -1,4 +1,5 @@
-"""Point-in-time location rows, replayed from one AoR's events (audit `--at`)."""
+"""Point-in-time location rows, replayed from one AoR's events (audit `--at`), and the rows
+of a prune's seed, where such a replay (and a rebuild) starts after a prune."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from domain import ContactEvent
+from domain import CONTACT_EVENTS, ContactEvent
 from domain.binding import preference
 from domain.binding_refresh import BindingRefresh, MissingBinding
-from projections.usrloc.row import LocationRow
+from projections.retained import HistoryPruned, Seed
+from projections.usrloc.row import LocationRow, location_values
 
 
-def rows_at(events: Iterable[Any], when: datetime) -> list[LocationRow]:
-    """The AoR's bindings as they stood at `when`: recorded, and not lapsed by then."""
-    rows: dict[str, LocationRow] = {}
+def rows_at(events: Iterable[Any], when: datetime, seed: Seed | None = None) -> list[LocationRow]:
+    """The AoR's bindings as they stood at `when`: recorded, and not lapsed by then;
+    `events` follow `seed` when a prune left one."""
+    if seed is not None and when.timestamp() < seed.horizon:
+        raise HistoryPruned(f"the history of {seed.aor} before the prune's horizon is gone")
+    rows: dict[str, LocationRow] = {} if seed is None else {
+        row.binding_key: row for row in seed_rows(seed)}
     for event in events:
         if event.timestamp > when:
             break
@@ -33,3 +39,14 @@ def rows_at(events: Iterable[Any], when: datetime) -> list[LocationRow]:
     moment = when.timestamp()
     live = [row for row in rows.values() if row.expires > moment]
     return sorted(live, key=lambda r: preference(r.q, r.contact))
+
+
+def seed_rows(seed: Seed) -> list[LocationRow]:
+    """The rows the seed's bindings make, each as its last change made it."""
+    rows = []
+    for key, binding in seed.bindings.items():
+        change = seed.changes[key]
+        rows.append(LocationRow(*location_values(seed.aor_id, seed.aor, vars(binding),
+                                                 change.at, CONTACT_EVENTS[change.event],
+                                                 change.origin)))
+    return rows

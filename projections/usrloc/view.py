@@ -133,6 +133,15 @@ class LocationView(TrackingRecorder):
 
     # Rebuilding beside the live view -------------------------------------------------
 
+    def fill(self, upserts: Sequence[tuple[Any, ...]], application_name: str) -> None:
+        """Write rows (values in column order) and leave the position at none: what a view
+        beside the live one holds before its replay starts (the rows of the prunes' seeds)."""
+        with self.datastore.transaction(commit=True) as cursor:
+            if self.positions.position(cursor, application_name):
+                raise IntegrityError(f"{self.location} has a position: a replay started on it")
+            if upserts:
+                cursor.executemany(self._upsert, upserts)
+
     def beside(self) -> LocationView:
         """A new, empty view in tables of its own, to be filled and then swapped in."""
         other = LocationView(self.datastore, self.name + BESIDE, self.tracking_name + BESIDE)

@@ -11,6 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from infrastructure.cli import cli
+from infrastructure.store import StoreUrl
+from infrastructure.store_locks import PRUNE, store_lock
 
 QUERY_KEYS = {"aor", "contact", "expires", "q", "callid", "cseq", "received", "path", "user_agent",
               "instance", "reg_id", "state", "event", "origin", "last_modified"}
@@ -166,3 +168,45 @@ def test_bad_config_files_are_refused_by_name(tmp_path):
     config.write_text("[usrloc]\nuse_domian = true\n")
     result = CliRunner().invoke(cli, ["query", "--config", str(config)])
     assert result.exit_code == 1 and "unknown setting [usrloc] use_domian" in result.stderr
+
+
+def test_prune_refuses_bad_input_with_one_clear_line(run, store_url):
+    bad = run("prune", "--before", "yesterday", ok=False)
+    assert (bad.exit_code, bad.stderr) == (1, "pua-reginfo: error: bad time 'yesterday': use "
+                                               "ISO-8601 (2026-11-26T12:00:00Z) or Unix seconds\n")
+    missing = run("prune", ok=False)
+    assert missing.exit_code == 2 and "Missing option '--before'" in missing.stderr
+    for too_late in (time.time() + 3600, time.time() - 5):
+        refused = run("prune", "--before", str(int(too_late)), ok=False)
+        assert refused.exit_code == 1
+        assert "the time must be at least 60 s in the past" in refused.stderr
+        assert refused.stderr.count("\n") == 1
+    lock = store_lock(StoreUrl.parse(store_url), PRUNE)
+    assert lock.try_acquire()
+    try:
+        busy = run("prune", "--before", "2020-01-01T00:00:00Z", ok=False)
+    finally:
+        lock.release()
+    assert busy.stderr == ("pua-reginfo: error: a prune or a rebuild is running on this "
+                           "store; prune when it ends\n")
+
+
+def test_prune_reports_what_it_deleted_and_audit_the_horizon(run):
+    run("contact", "add", "alice@example.com", "sip:alice@10.0.0.1", "--expires", "600")
+    done = run("prune", "--before", "2020-01-01T00:00:00Z").stdout
+    assert done == ("history before 2020-01-01T00:00:00Z pruned: 0 AoR(s) cut at a horizon "
+                    "snapshot, 0 removed, 0 event(s), 0 snapshot(s) and 0 settled "
+                    "publication(s) deleted\n")
+    report = json.loads(run("prune", "--before", "1500000000", "--json").stdout)
+    assert report == {"before": "2017-07-14T02:40:00Z", "horizon": "2020-01-01T00:00:00Z",
+                      "kept": 0, "removed": 0, "events": 0, "snapshots": 0,
+                      "publications": 0, "stopped": False}
+    early = run("audit", "bob@example.com", "--at", "2019-12-31T23:59:59Z", ok=False)
+    assert early.stderr == ("pua-reginfo: error: no registration history for "
+                            "sip:bob@example.com since 2020-01-01T00:00:00Z (the history "
+                            "before it was pruned)\n")
+    assert json.loads(run("audit", "bob@example.com", "--at", "2020-01-02T00:00:00Z",
+                          "--json").stdout) == []
+    assert json.loads(run("status", "--json").stdout)["horizon"] == 1577836800.0
+    assert ("history kept from 2020-01-01T00:00:00+00:00 (older pruned)"
+            in run("status").stdout)

@@ -301,7 +301,9 @@ def test_cli_subscribe_unsubscribe_and_status(cli_run):
     assert result.stdout.strip() == f"subscription to {BOB} requested (expires 600 s)"
     cli_run("subscribe", "carol@example.com")
     report = status_json(cli_run)
-    assert set(report) == {"notifications", "projections", "subscriptions", "publications"}
+    assert set(report) == {"notifications", "horizon", "projections", "subscriptions",
+                           "publications"}
+    assert report["horizon"] is None  # never pruned
     subscriptions = {s["resource"]: s for s in report["subscriptions"]}
     assert (subscriptions[BOB]["state"], subscriptions[BOB]["requested_expires"]) == (
         REQUESTED, 600)

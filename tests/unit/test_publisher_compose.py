@@ -50,9 +50,9 @@ class Ledger:
     def expire(self, now: float) -> list:
         return self.run(lambda a: a.expire(NODE, now), now, EXPIRY_CAUSE)
 
-    def history(self, aor_id: str, upto: int) -> list:
-        return [e for e in self.log if str(e.originator_id) == aor_id
-                and e.originator_version <= upto]
+    def history(self, aor_id: str, upto: int) -> tuple[dict, list]:
+        return {}, [e for e in self.log if str(e.originator_id) == aor_id
+                    and e.originator_version <= upto]
 
     def composer(self, **options) -> Composer:
         render = partial(build_reginfo, kamailio_attributes=options.get("kamailio_compat", False))

@@ -39,6 +39,8 @@ def test_the_aor_policy_follows_usrloc_and_default_domain():
     ({"PUA_REGINFO_SECURITY_TRUSTED": "10.0.0.0/33"}, "is not a network"),
     ({"PUA_REGINFO_REGINFO_OUTBOUND_PROXY": "http://proxy"}, "outbound_proxy"),
     ({"PUA_REGINFO_NODE_ID": " "}, "[node] id must not be empty"),
+    ({"PUA_REGINFO_STORE_RETAIN_DAYS": "0"}, "[store] retain_days must be at least 1"),
+    ({"PUA_REGINFO_STORE_RETAIN_DAYS": "30.5"}, "[store] retain_days must be a whole number"),
 ])
 def test_inconsistent_values_are_refused_with_the_key_named(env, message):
     with pytest.raises(SettingsError) as error:
@@ -49,3 +51,9 @@ def test_inconsistent_values_are_refused_with_the_key_named(env, message):
 def test_unknown_keys_in_overrides_are_refused():
     with pytest.raises(SettingsError, match=r"unknown setting \[usrloc\] use_domian"):
         load_settings(env={}, overrides={"usrloc": {"use_domian": True}})
+
+
+def test_the_whole_history_is_kept_unless_retain_days_is_set():
+    assert load_settings(env={}).store.retain_days is None
+    assert load_settings(env={"PUA_REGINFO_STORE_RETAIN_DAYS": ""}).store.retain_days is None
+    assert load_settings(env={"PUA_REGINFO_STORE_RETAIN_DAYS": "30"}).store.retain_days == 30
