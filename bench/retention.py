@@ -18,28 +18,45 @@ event format of today (format 2) and the one before (format 1), on SQLite.
    binding as the code before stored it. Printed: the state bytes per event by kind, and
    the store bytes per event (file size / events: table, index and page overhead
    included) and per refresh, for both.
+3. A prune of 90 % of bench/rebuild.py's store (`--events`; the time of the event at
+   90 % of the log) on a copy of it: what it reported, how long it took, the store's
+   size before and after (the files, the pages in use, and after a VACUUM: SQLite keeps
+   deleted pages for reuse). Then the same prune on another copy, with REGISTER
+   refreshes of the store's own local bindings going on through the application as
+   `serve` commits them (group commits of 50, the usrloc view following) for `--during`
+   seconds before it, while it runs, and `--during` seconds after: the rate before,
+   during and after, and any request that failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sqlite3
 import sys
 import tempfile
+import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from eventsourcing.persistence import Mapper, StoredEvent  # noqa: E402
+from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent  # noqa: E402
 
 from bench.hot_path import ARRIVAL, HOST, settings_for  # noqa: E402
 from bench.rebuild import cached_store, service_at  # noqa: E402
-from domain import ContactEvent  # noqa: E402
+from bench.registrar_traffic import BATCH  # noqa: E402
+from domain import ContactEvent, ContactUpdate, RegisterRequest  # noqa: E402
 from domain.binding_refresh import binding_after  # noqa: E402
+from infrastructure.aggregate_cache import AggregateCache  # noqa: E402
 from infrastructure.bootstrap import build_gateway, open_service  # noqa: E402
+from infrastructure.command_handlers import execute  # noqa: E402
+from infrastructure.commands import Register  # noqa: E402
+from infrastructure.settings import load_settings  # noqa: E402
+from infrastructure.unit_of_work import UnitOfWork  # noqa: E402
 
 CHUNK = 10_000
 SNAPSHOTS = 3  # per AoR in the long-life measurement
@@ -178,6 +195,145 @@ def report(title: str, source: Path, folder: Path, refreshes_from: int | None = 
         print(line)
 
 
+class Moving:
+    """A clock that starts at `start` and goes on with the wall clock."""
+
+    def __init__(self, start: float):
+        self.offset = start - time.time()
+
+    def now(self) -> float:
+        return round(time.time() + self.offset, 6)
+
+
+def store_state(path: Path) -> tuple[int, int, int, int]:
+    """File bytes, bytes of pages in use, events and snapshots of a SQLite store."""
+    size = files_size(path)
+    with sqlite3.connect(path) as connection:
+        pages, free, page = (connection.execute(f"PRAGMA {name}").fetchone()[0]
+                             for name in ("page_count", "freelist_count", "page_size"))
+        events = connection.execute("SELECT count(*) FROM stored_events").fetchone()[0]
+        snapshots = connection.execute("SELECT count(*) FROM stored_snapshots").fetchone()[0]
+    return size, (pages - free) * page, events, snapshots
+
+
+class Refresher(threading.Thread):
+    """REGISTER refreshes of the store's own local bindings, group-committed, counted."""
+
+    def __init__(self, service, rows):
+        super().__init__(daemon=True)
+        self.service, self.rows = service, rows
+        self.done: list[float] = []  # the time each REGISTER was committed
+        self.failed: list[str] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        cache = AggregateCache(len(self.rows) + 1000)
+        cseq = {row.binding_key: row.cseq for row in self.rows}
+        n = 0
+        while not self.stopping.is_set():
+            batch = [self.rows[(n + i) % len(self.rows)] for i in range(BATCH)]
+            n += BATCH
+            try:
+                self._commit(batch, cseq, cache)
+            except Exception as error:  # noqa: BLE001 - every failure is counted
+                self.failed.append(f"{type(error).__name__}: {error}")
+
+    def _commit(self, batch, cseq, cache) -> None:
+        now = self.service.clock.now()
+        for attempt in range(5):
+            uow = UnitOfWork(self.service.app, now, cache)
+            for row in batch:
+                uow.begin_command()
+                update = ContactUpdate(row.contact, 3600, instance=row.instance,
+                                       reg_id=row.reg_id)
+                execute(uow, Register(row.aor, RegisterRequest(
+                    row.callid, cseq[row.binding_key] + 1, (update,))))
+            try:
+                recordings = uow.commit()
+            except IntegrityError:  # decided again on fresh aggregates, as serve does
+                uow.abandon()
+                continue
+            for row in batch:
+                cseq[row.binding_key] += 1
+            self.service.project(recordings, publishing=False)
+            self.done.extend([time.perf_counter()] * len(batch))
+            return
+        raise RuntimeError("a batch conflicted five times")
+
+    def rate(self, start: float, end: float) -> float:
+        return sum(1 for t in self.done if start <= t < end) / (end - start)
+
+
+def prune_time(path: Path) -> tuple[float, float, int]:
+    """The time of the event at 90 % of the log, the newest event's, and the events."""
+    with sqlite3.connect(path) as connection:
+        last, count = connection.execute(
+            "SELECT max(rowid), count(*) FROM stored_events").fetchone()
+    probe = service_at(f"sqlite:///{path}")
+    try:
+        [at_90] = probe.app.recorder.select_notifications(int(last * 0.9), limit=1)
+        [newest] = probe.app.recorder.select_notifications(last, limit=1)
+        return tuple(probe.app.mapper.to_domain_event(n).timestamp.timestamp()
+                     for n in (at_90, newest)) + (count,)
+    finally:
+        probe.close()
+
+
+def service_after(path: Path, end: float):
+    settings = load_settings(env={}, overrides={"store": {"url": f"sqlite:///{path}"},
+                                                "node": {"id": "bench"}})
+    return open_service(settings, clock=Moving(end + 3600))
+
+
+def prune_run(source: Path, folder: Path, during: float) -> None:
+    quiet, busy = folder / "quiet.db", folder / "busy.db"
+    shutil.copy(source, quiet)
+    before, end, count = prune_time(quiet)
+    size, used, events, snapshots = store_state(quiet)
+    service = service_after(quiet, end)
+    try:
+        started = time.perf_counter()
+        report = service.prune(before)
+        took = time.perf_counter() - started
+    finally:
+        service.close()
+    after = store_state(quiet)
+    with sqlite3.connect(quiet) as connection:
+        connection.execute("VACUUM")
+    vacuumed = files_size(quiet)
+    print(f"\nprune of 90 % of bench/rebuild.py's store ({count:,} events), alone:")
+    print(f"  {report.summary()}; {took:.1f} s")
+    print(f"  before: files {size / 1e6:.0f} MB, {events:,} events, {snapshots:,} snapshots")
+    print(f"  after:  files {after[0] / 1e6:.0f} MB of which {after[1] / 1e6:.0f} MB in "
+          f"use (SQLite keeps deleted pages for reuse; {vacuumed / 1e6:.0f} MB after VACUUM), "
+          f"{after[2]:,} events, {after[3]:,} snapshots")
+
+    shutil.copy(source, busy)
+    service = service_after(busy, end)
+    try:
+        rows = [row for row in service.view.rows() if row.origin != "notify"]
+        refresher = Refresher(service, rows)
+        started = time.perf_counter()
+        refresher.start()
+        time.sleep(during)
+        prune_start = time.perf_counter()
+        service.prune(before)
+        prune_end = time.perf_counter()
+        time.sleep(during)
+        refresher.stopping.set()
+        refresher.join()
+        ended = time.perf_counter()
+    finally:
+        service.close()
+    failed = f" ({refresher.failed[0]})" if refresher.failed else ""
+    print(f"the same prune while {len(rows):,} local bindings are refreshed (group commits "
+          f"of {BATCH}, usrloc view following):")
+    print(f"  REGISTERs/s before it {refresher.rate(started, prune_start):,.0f}, during it "
+          f"({prune_end - prune_start:.1f} s) {refresher.rate(prune_start, prune_end):,.0f}, "
+          f"after it {refresher.rate(prune_end, ended):,.0f}; "
+          f"failed: {len(refresher.failed)}{failed}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -185,6 +341,8 @@ def main() -> None:
     parser.add_argument("--aors", type=int, default=200)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--during", type=float, default=10.0,
+                        help="seconds of REGISTERs before the prune starts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
@@ -200,6 +358,7 @@ def main() -> None:
         if args.events:
             source = cached_store(args.events, args.cache, args.fresh)
             report("bench/rebuild.py's store", source, folder)
+            prune_run(source, folder, args.during)
 
 
 if __name__ == "__main__":

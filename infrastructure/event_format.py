@@ -14,8 +14,8 @@ nothing, but stores them the short way:
 - a REGISTER's cause ("REGISTER call-id=X cseq=N") not at all when the binding or the
   refresh already names that Call-ID and CSeq;
 - a refresh of a local binding as a BindingRefresh: key, Call-ID, CSeq and what changed;
-- an AoR's snapshot as its registration state and its bindings stored as events store
-  them (format 1 wrote ~1.2 KB for one binding, and SQLite moved most of it to an
+- an AoR's snapshot (and a prune's horizon snapshot) as its registration state and its
+  bindings stored as events store them (format 1 wrote ~1.2 KB for one binding, and SQLite moved most of it to an
   overflow page of its own).
 
 Format 1 is still read, by the mapper it was written with: a store written before keeps
@@ -41,7 +41,7 @@ from orjson import JSONDecodeError, JSONEncodeError, dumps, loads
 from domain import Binding, DomainError, binding_key
 from domain.binding_refresh import BindingRefresh
 from domain.events import (
-    CONTACT_EVENTS, AddressOfRecordSnapshot, RegistrationActivated, RegistrationInitialized,
+    CONTACT_EVENTS, AddressOfRecordHorizon, AddressOfRecordSnapshot, RegistrationActivated, RegistrationInitialized,
     RegistrationTerminated,
 )
 
@@ -95,6 +95,8 @@ def encode_snapshot(snapshot: AddressOfRecordSnapshot) -> dict[str, Any]:
               "co": _micros(state.pop("_created_on")), "mo": _micros(state.pop("_modified_on")),
               "a": state.pop("aor"), "k": state.pop("key"), "st": state.pop("state")}
     bindings = state.pop("bindings")
+    if "changes" in values:  # a prune's horizon: each binding's last change
+        stored["ch"] = values.pop("changes")
     if values.keys() != {"originator_id", "originator_version"} or state:
         raise Unwritable("snapshot")
     if any(key != binding.key for key, binding in bindings.items()):
@@ -139,7 +141,7 @@ class EventFormat(Mapper):
             return super().to_domain_event(stored_event)
         cls = resolve_topic(stored_event.topic)
         try:
-            decode = decode_snapshot if cls is AddressOfRecordSnapshot else decode_event
+            decode = decode_snapshot if cls in _SNAPSHOTS else decode_event
             values = decode(loads(state), stored_event.originator_id,
                             stored_event.originator_version)
         except Exception as error:
@@ -150,7 +152,7 @@ class EventFormat(Mapper):
         originator_id = stored_event.originator_id
         values["originator_id"] = find_id_convertor(cls, type(originator_id))(originator_id)
         values["originator_version"] = stored_event.originator_version
-        if cls is AddressOfRecordSnapshot:
+        if cls in _SNAPSHOTS:
             values["state"]["_id"] = values["originator_id"]
         event = object.__new__(cls)
         object.__setattr__(event, "__dict__", values)
@@ -284,7 +286,8 @@ def _micros(timestamp: datetime) -> int:
 _ENCODERS = {cls: encode_event for cls in (
     RegistrationInitialized, RegistrationActivated, RegistrationTerminated,
     *CONTACT_EVENTS.values())}
-_ENCODERS[AddressOfRecordSnapshot] = encode_snapshot
+_SNAPSHOTS = (AddressOfRecordSnapshot, AddressOfRecordHorizon)
+_ENCODERS.update((cls, encode_snapshot) for cls in _SNAPSHOTS)
 
 
 # Decoding --------------------------------------------------------------------------------
@@ -298,8 +301,11 @@ def decode_snapshot(stored: dict[str, Any], _id: Any, version: int) -> dict[str,
              "_modified_on": EPOCH + MICROSECOND * stored["mo"], "_pending_events": [],
              "aor": stored["a"], "key": stored["k"], "state": stored["st"],
              "bindings": {binding.key: binding for binding in bindings}}
-    return {"timestamp": EPOCH + MICROSECOND * stored["t"], "topic": stored["ot"],
-            "state": state}
+    values = {"timestamp": EPOCH + MICROSECOND * stored["t"], "topic": stored["ot"],
+              "state": state}
+    if "ch" in stored:
+        values["changes"] = stored["ch"]
+    return values
 
 
 def decode_event(stored: dict[str, Any], _id: Any = None, _version: int = 0) -> dict[str, Any]:

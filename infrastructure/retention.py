@@ -128,8 +128,9 @@ class Retention:
     # Reading ---------------------------------------------------------------------------
 
     def _candidates(self, before: float, stop: int) -> Iterator[dict[UUID, int]]:
-        """Batches of AoRs with their last version older than `before`, in log order."""
-        batch: dict[UUID, int] = {}
+        """Batches of AoRs with their last version older than `before`: the whole range
+        is read first, so that each AoR is cut once, at its last version before it."""
+        last: dict[UUID, int] = {}
         start = 1
         while stop >= start:
             notifications = self.app.recorder.select_notifications(
@@ -141,13 +142,11 @@ class Retention:
                 if event.timestamp.timestamp() >= before:
                     stop = 0
                     break
-                if len(batch) >= BATCH_AORS and event.originator_id not in batch:
-                    yield batch  # full, and not in the middle of an AoR's run of events
-                    batch = {}
-                batch[event.originator_id] = event.originator_version
+                last[event.originator_id] = event.originator_version
             start = notifications[-1].id + 1
-        if batch:
-            yield batch
+        aors = list(last.items())
+        for first in range(0, len(aors), BATCH_AORS):
+            yield dict(aors[first:first + BATCH_AORS])
 
     def _plan(self, aor_id: UUID, version: int, before: float) -> _Plan | None:
         """The AoR at `version` as a horizon snapshot; None if pruned that far already."""

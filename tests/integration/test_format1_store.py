@@ -5,7 +5,8 @@ test_rebuild_rows.py (every contact event from every origin) plus two refreshes,
 code before format 2 stored them: eventsourcing's JSONTranscoder, whole bindings. Its
 shown.json is what that code showed of them: `query --json` rows and `audit --json` of
 each AoR. Loaded into a new store, the views, the audit and a rebuild give exactly that;
-REGISTERs on top are stored in format 2 (a refresh as what changed) and read with the rest.
+REGISTERs on top are stored in format 2 (a refresh as what changed) and read with the rest;
+a prune of part of it keeps the same answers from its horizon on.
 """
 
 from __future__ import annotations
@@ -74,6 +75,34 @@ def test_format2_events_follow_format1_ones_in_one_history(service):
     entries = audit_entries(service.app.history(ALICE))
     assert entries[:-1] == SHOWN["audit"][ALICE]
     assert entries[-1]["contact"] == "sip:alice@10.0.0.1:5062"
+    live = query(service)
+    service.rebuild()
+    assert query(service) == live
+
+
+def test_a_format1_store_is_pruned_and_answers_alike_from_the_horizon_on(service):
+    clock = service.clock
+    before = SHOWN["now"] - 45  # after Alice's refresh with CSeq 3, before the one with 4
+    clock.advance(3600)
+    report = service.prune(before)
+    assert (report.kept, report.removed) == (3, 0)  # each AoR still has a binding
+    assert query(service) == SHOWN["query"]
+    service.rebuild()
+    assert query(service) == SHOWN["query"]
+
+    for aor, entries in SHOWN["audit"].items():
+        retained = service.app.retained(aor)
+        assert retained.seed is not None and retained.seed.horizon == before
+        kept = [e for e in entries if e["version"] > retained.seed.version]
+        assert [e["version"] for e in kept] == [e.originator_version for e in retained.events]
+        assert audit_entries(retained.events, retained.seed.bindings) == kept
+    assert len(service.app.retained(ALICE).events) == 1  # the refresh with CSeq 4
+
+    service.app.run(Register(ALICE, register("a", 5, outbound("sip:alice@10.0.0.1:5062",
+                                                              1800))), clock.now())
+    service.catch_up()
+    row, = [r for r in query(service) if r["aor"] == ALICE]
+    assert (row["cseq"], row["expires"]) == (5, int(clock.now()) + 1800)
     live = query(service)
     service.rebuild()
     assert query(service) == live

@@ -14,7 +14,7 @@ from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, UUI
 from domain import AddressOfRecord, Binding, ContactUpdate, RegisterRequest, normalize_aor
 from domain.binding_refresh import BindingRefresh
 from domain.events import (
-    CONTACT_EVENTS, AddressOfRecordSnapshot, RegistrationActivated, RegistrationInitialized, RegistrationTerminated,
+    CONTACT_EVENTS, AddressOfRecordHorizon, AddressOfRecordSnapshot, RegistrationActivated, RegistrationInitialized, RegistrationTerminated,
 )
 from infrastructure.event_format import PREFIX, EventFormat
 from infrastructure.transcodings import BindingAsDict
@@ -155,3 +155,19 @@ def test_an_aor_snapshot_comes_back_exactly_in_format_2():
     stored = format_.to_stored_event(AddressOfRecordSnapshot.take(aor))
     assert not stored.state.startswith(PREFIX)
     assert format_.to_domain_event(stored).mutate(None).colour == "blue"
+
+
+def test_a_prune_horizon_comes_back_exactly_in_format_2():
+    aor = AddressOfRecord.initialize(normalize_aor("sip:alice@example.com"), "register", "n1",
+                                     "test", T)
+    aor.register(RegisterRequest("c1", 1, (ContactUpdate("sip:alice@192.0.2.1", 600),)), "n1", T)
+    aor.collect_events()
+    taken = AddressOfRecordSnapshot.take(aor)
+    horizon = AddressOfRecordHorizon(
+        originator_id=taken.originator_id, originator_version=taken.originator_version,
+        timestamp=WHEN, topic=taken.topic, state=taken.state,
+        changes={key: ["registered", "register", T] for key in aor.bindings})
+    format_ = mapper()
+    stored = format_.to_stored_event(horizon)
+    assert stored.state.startswith(PREFIX)
+    assert vars(format_.to_domain_event(stored)) == vars(horizon)
