@@ -1,25 +1,28 @@
 """Location rows read straight from stored notifications, for a rebuild.
 
 A rebuild reads the whole log. Turning every notification back into a domain event (topic
-resolved, JSON decoded with a hook called on every object, a Binding, a datetime and a
-UUID constructed) only to take a row's fields out of it costs most of a rebuild. Here a
-contact event's stored state is decoded as plain JSON, first only for its binding key:
-the events of a fold that a later event of the same binding supersedes go no further.
-The row of each binding's last event is then made by `location_values` from the same
-fields, by the same names, that LocationRow.from_event takes from the event. Other
-events are told apart by their topic and not decoded at all.
+resolved, state decoded, a Binding, a datetime and a UUID constructed) only to take a row's
+fields out of it costs most of a rebuild. Here a contact event's stored state is read as
+plain values, and the events of a fold that a later event of the same binding supersedes
+go no further. The row of each binding's last whole event is made by `location_values`
+from the same fields, by the same names, that LocationRow.from_event takes from the event;
+the refreshes after it (format 2 stores a local refresh as what changed) are merged into
+that row, or, when the fold holds no whole event of the binding, set the columns they
+change in the row an earlier fold wrote. Other events are told apart by their topic and
+not decoded at all.
 
-That holds only while events are stored the way this reads them, so it is checked when a
-reader is made, not assumed: one event of every contact event class is stored through the
-application's own mapper and read both ways. If any row differs (a cipher or compressor
-configured, a binding stored in another shape), every notification is read through the
-mapper and LocationRow.from_event, as catch_up does; so is a class that needs upcasting,
-and any single notification not of the expected shape: a binding stored without its key
-(a Binding computes one) or with a field the Binding has not (the mapper refuses it), a
-timestamp in another transcoding, JSON orjson refuses, a number of the row beyond 2**63
-(perhaps an integer beyond 64 bits, which orjson reads as a float and json as an
-integer). orjson, not json: decoding is most of what is left of a rebuild's work, and
-with json a rebuild of bench/rebuild.py's million events takes about 40 % longer.
+Two stored forms are read this way (infrastructure/event_format.py). Format 2, through the
+mapper's own `contact_fields`/`binding_fields`. Format 1 (eventsourcing's JSONTranscoder,
+which wrote every event before format 2) is decoded here with orjson. Neither is assumed:
+when a reader is made, one event of every contact event class (and a refresh) is stored in
+each format and read both ways, here and through the mapper; a form whose rows differ (a
+cipher, another binding shape) is read through the mapper and LocationRow.from_event, as
+catch_up does. So is a class that needs upcasting, and any single notification not of the
+expected shape: a format 1 binding stored without its key (a Binding computes one) or
+with a field the Binding has not (the mapper refuses it), a timestamp in another
+transcoding, JSON orjson refuses, a number of the row beyond 2**63 (perhaps an integer
+beyond 64 bits, which orjson reads as a float and json as an integer). orjson, not json:
+decoding is most of what is left of a rebuild's work.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ class StoredRows:
         self._kinds: dict[str, Any] = {}
         self._stamps: dict[str, float] = {}
         self._aor_ids: dict[str, str] = {}
-        self.direct = self.compact = None
+        self.direct = False
         self.compact = getattr(mapper, "contact_fields", None)
         if self.compact is not None and not self._compact_agrees():
             self.compact = None
