@@ -21,7 +21,8 @@ event format of today (format 2) and the one before (format 1), on SQLite.
 3. A prune of 90 % of bench/rebuild.py's store (`--events`; the time of the event at
    90 % of the log) on a copy of it: what it reported, how long it took, the store's
    size before and after (the files, the pages in use, and after a VACUUM: SQLite keeps
-   deleted pages for reuse). Then the same prune on another copy, with REGISTER
+   deleted pages for reuse). Then the same prune at `serve`'s pace (it rests as long as
+   it works) on another copy, with REGISTER
    refreshes of the store's own local bindings going on through the application as
    `serve` commits them (group commits of 50, the usrloc view following; measured once
    each binding was refreshed once, its AoR then cached) for `--during` seconds before
@@ -53,7 +54,7 @@ from bench.registrar_traffic import BATCH  # noqa: E402
 from domain import ContactEvent, ContactUpdate, RegisterRequest  # noqa: E402
 from domain.binding_refresh import binding_after  # noqa: E402
 from infrastructure.aggregate_cache import AggregateCache  # noqa: E402
-from infrastructure.bootstrap import build_gateway, open_service  # noqa: E402
+from infrastructure.bootstrap import SERVE_PRUNE_PACE, build_gateway, open_service  # noqa: E402
 from infrastructure.command_handlers import execute  # noqa: E402
 from infrastructure.commands import Register  # noqa: E402
 from infrastructure.settings import load_settings  # noqa: E402
@@ -322,7 +323,7 @@ def prune_run(source: Path, folder: Path, during: float) -> None:
         started = time.perf_counter()
         time.sleep(during)
         prune_start = time.perf_counter()
-        service.prune(before)
+        service.prune(before, pace=SERVE_PRUNE_PACE)
         prune_end = time.perf_counter()
         time.sleep(during)
         refresher.stopping.set()
@@ -331,8 +332,9 @@ def prune_run(source: Path, folder: Path, during: float) -> None:
     finally:
         service.close()
     failed = f" ({refresher.failed[0]})" if refresher.failed else ""
-    print(f"the same prune while {len(rows):,} local bindings are refreshed (group commits "
-          f"of {BATCH}, usrloc view following):")
+    print(f"the same prune at serve's pace ({SERVE_PRUNE_PACE:g} s of rest per second of "
+          f"work) while {len(rows):,} local bindings are refreshed in the same process "
+          f"(group commits of {BATCH}, usrloc view following):")
     print(f"  REGISTERs/s before it {refresher.rate(started, prune_start):,.0f}, during it "
           f"({prune_end - prune_start:.1f} s) {refresher.rate(prune_start, prune_end):,.0f}, "
           f"after it {refresher.rate(prune_end, ended):,.0f}; "

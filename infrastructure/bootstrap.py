@@ -60,6 +60,9 @@ from sip_gateway.transport import TcpLimits, Transports
 log = logging.getLogger("pua_reginfo.serve")
 
 
+SERVE_PRUNE_PACE = 1.0  # serve's own prune rests as long as it works: half a core at most
+
+
 @contextmanager
 def collection_paused() -> Iterator[None]:
     """No cyclic garbage collection meanwhile: a rebuild makes no cycles, but holds up to
@@ -134,7 +137,7 @@ class Service:
             lock.release()
 
     def prune(self, before: float, should_stop: Callable[[], bool] = lambda: False,
-              busy_ok: bool = False) -> PruneReport | None:
+              busy_ok: bool = False, pace: float = 0.0) -> PruneReport | None:
         """Delete the AoR histories before `before` (Unix seconds; see
         infrastructure/retention.py). When another process prunes or rebuilds the store:
         None if `busy_ok` (serve's periodic prune), else StoreError."""
@@ -147,7 +150,7 @@ class Service:
         try:
             retention = Retention(self.app, self.horizon, self.publisher.view)
             return retention.prune(before, position(self.app, self.usrloc), self.clock.now(),
-                                   should_stop)
+                                   should_stop, pace)
         finally:
             lock.release()
 
@@ -157,7 +160,8 @@ class Service:
         days = self.settings.store.retain_days
         if not days:
             return None
-        return self.prune(self.clock.now() - days * 86400, should_stop, busy_ok=True)
+        return self.prune(self.clock.now() - days * 86400, should_stop, busy_ok=True,
+                          pace=SERVE_PRUNE_PACE)
 
     def expire_due(self) -> int:
         """Record `expired` for every binding whose lifetime has ended."""

@@ -28,6 +28,7 @@ prune at a time per store, and none during a rebuild: the caller holds the prune
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -103,11 +104,17 @@ class Retention:
         self.app, self.horizon, self.publications = app, horizon, publications
         self.datastore = app.recorder.datastore
         self.history = stored_history(app)
+        self._pace, self._worked = 0.0, 0.0
 
     def prune(self, before: float, position: int, now: float,
-              should_stop: Callable[[], bool] = lambda: False) -> PruneReport:
+              should_stop: Callable[[], bool] = lambda: False,
+              pace: float = 0.0) -> PruneReport:
         """Delete the AoR histories before `before` up to notification `position`
-        (the usrloc view's); stops between two batches once `should_stop()`."""
+        (the usrloc view's); stops between two batches once `should_stop()`. With a
+        `pace`, it rests that many seconds per second of work after each page read and
+        each batch written: `serve`'s own prune shares the process's core with the
+        requests (1.0: at most half of it)."""
+        self._pace, self._worked = pace, time.perf_counter()
         if before > now - MIN_AGE:
             raise RetentionError(f"cannot prune before {_iso(before)}: the time must be at least "
                                  f"{MIN_AGE:g} s in the past (commands decided now may still "
@@ -123,7 +130,14 @@ class Retention:
                                        for aor_id, version in batch.items()) if plan]
             if plans:
                 self._write(plans, before, report)
+            self._rest()
         return report
+
+    def _rest(self) -> None:
+        """Pause for `pace` times the work done since the last pause."""
+        if self._pace:
+            time.sleep(self._pace * (time.perf_counter() - self._worked))
+            self._worked = time.perf_counter()
 
     # Reading ---------------------------------------------------------------------------
 
@@ -144,6 +158,7 @@ class Retention:
                     break
                 last[event.originator_id] = event.originator_version
             start = notifications[-1].id + 1
+            self._rest()
         aors = list(last.items())
         for first in range(0, len(aors), BATCH_AORS):
             yield dict(aors[first:first + BATCH_AORS])

@@ -232,3 +232,22 @@ def test_serve_prunes_what_retain_days_leaves_out(store_url, monkeypatch):
         assert service.horizon.read() == T0 + DAY
     finally:
         service.close()
+
+
+@pytest.mark.parametrize("by", ["serve", "command line"])
+def test_serves_prune_rests_as_long_as_it_works_and_a_command_line_prune_does_not(
+        service, monkeypatch, by):
+    rests: list[float] = []
+    monkeypatch.setattr(retention.time, "sleep", rests.append)
+    if by == "serve":  # retain_days = 1, two days on: the history before TIME
+        service.settings = load_settings(overrides={
+            "store": {"url": service.settings.store.url, "retain_days": 1},
+            "node": {"id": "test-node"}})
+        report = service.retain()
+    else:
+        report = service.prune(TIME)
+    assert report.before == TIME and report.removed == 1
+    if by == "serve":
+        assert len(rests) >= 2 and all(rest >= 0 for rest in rests)  # a page, a batch
+    else:
+        assert rests == []
