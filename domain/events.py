@@ -130,6 +130,15 @@ class ContactRejected(ContactEvent):
     TERMINATES = True
 
 
+def replayed(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The aggregate (None: not yet created) after `events`, each applied in turn: what
+    eventsourcing's project_aggregate does, without its runtime Protocol check of every
+    event (a third of a prune's time, and of each aggregate load)."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
 def with_bindings(events: Iterable[Any], bindings: dict[str, Binding] | None = None,
                   ) -> Iterator[tuple[Any, Binding | None]]:
     """One AoR's events in order, each with the binding it leaves or ends (contact

@@ -35,7 +35,6 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
@@ -48,6 +47,7 @@ from domain import (
     RegistrationInitialized,
     RegistrationTerminated,
 )
+from domain.events import replayed
 from infrastructure import append_guard
 from infrastructure.horizon import HorizonTable
 from infrastructure.retention_sql import stored_history
@@ -174,7 +174,7 @@ class Retention:
         if [e.originator_version for e in events] != list(range(after + 1, version + 1)):
             raise RetentionError(f"AoR {aor_id}: versions {after + 1}..{version} are not all "
                                  "stored (is another prune running without the lock?)")
-        aggregate = project_aggregate(seed.mutate(None) if seed is not None else None, events)
+        aggregate = replayed(seed.mutate(None) if seed is not None else None, events)
         changes = {key: tuple(change) for key, change in seed.changes.items()} if seed else {}
         for event in events:
             if isinstance(event, ContactEvent):

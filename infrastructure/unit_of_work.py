@@ -18,6 +18,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from domain import AddressOfRecord, AorIdentity
+from domain.events import replayed
 from infrastructure.aggregate_cache import AggregateCache
 from domain.resource_subscription import ResourceSubscription, resource_subscription_id
 from domain.subscription import Subscription, subscription_aggregate_id
@@ -60,7 +61,7 @@ class UnitOfWork:
             found = self.cache.get(key) if self.cache is not None else None
             if found is None:
                 try:
-                    found = self.app.repository.get(key)
+                    found = self.app.repository.get(key, projector_func=replayed)
                 except AggregateNotFoundError:
                     return None
             self.loaded[key] = (found, False)

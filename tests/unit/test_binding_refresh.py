@@ -4,7 +4,7 @@ import pytest
 
 from domain import AddressOfRecord, Binding, ContactUpdate, RegisterRequest, normalize_aor
 from domain.binding_refresh import BindingRefresh, MissingBinding, binding_after
-from domain.events import ContactRefreshed, with_bindings
+from domain.events import ContactRefreshed, replayed, with_bindings
 
 T0 = 1_800_000_000.0
 ALICE = normalize_aor("sip:alice@example.com")
@@ -71,3 +71,15 @@ def test_a_refresh_of_a_binding_the_history_does_not_hold_is_an_error():
     refresh = BindingRefresh("uri|sip|x||h|||", "c", 2, (("expires", T0),))
     with pytest.raises(MissingBinding):
         binding_after(refresh, None)
+
+
+def test_an_aor_replayed_from_its_events_is_the_aor_that_made_them():
+    aor = AddressOfRecord.initialize(ALICE, "register", "n1", "test", T0)
+    aor.register(request("c1", 1), "n1", T0)
+    aor.register(request("c1", 2), "n1", T0 + 300)
+    aor.deactivate(PHONE.uri, "n1", "admin", T0 + 400)
+    events = aor.collect_events()
+    again = replayed(None, events)
+    assert vars(again) == vars(aor) and again.bindings == {} and again.state == "terminated"
+    middle = replayed(replayed(None, events[:4]), events[4:])
+    assert vars(middle) == vars(aor)
