@@ -69,7 +69,9 @@ class RebuildIncomplete(PuaReginfoError):
 
 def rebuild_usrloc(app: Application[Any], view: LocationView,
                    progress: Callable[[int], None] | None = None) -> int:
-    """Build the view again from the whole log and swap it in; returns events applied."""
+    """Build the view again from the whole log and swap it in; returns events applied.
+    `progress` is given the notification ids each read covers, so that a bar whose total
+    is the highest id ends full even where a prune left gaps."""
     built, rows = view.beside(), StoredRows(app.mapper)
     seed(app, built)
     log = StoredLog(app.recorder)
@@ -113,9 +115,9 @@ def replay(app: Application[Any], log: StoredLog, view: LocationView, rows: Stor
             if not stored:
                 break
             rows.fold(stored, changes)
-            last, read = stored[-1][0], read + len(stored)
             if progress is not None:
-                progress(len(stored))
+                progress(stored[-1][0] - last)  # the ids covered: a pruned log has gaps
+            last, read = stored[-1][0], read + len(stored)
         if last == after:
             return done
         upserts, deletes, refreshes = rows.split(changes)

@@ -87,8 +87,11 @@ def test_a_format1_store_is_pruned_and_answers_alike_from_the_horizon_on(service
     report = service.prune(before)
     assert (report.kept, report.removed) == (3, 0)  # each AoR still has a binding
     assert query(service) == SHOWN["query"]
-    service.rebuild()
+    progress: list[int] = []
+    applied = service.rebuild(progress.append)
     assert query(service) == SHOWN["query"]
+    newest = service.app.recorder.max_notification_id()
+    assert sum(progress) == newest > applied  # the bar ends full over the pruned gaps
 
     for aor, entries in SHOWN["audit"].items():
         retained = service.app.retained(aor)
