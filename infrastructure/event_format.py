@@ -141,9 +141,9 @@ class EventFormat(Mapper):
             return super().to_domain_event(stored_event)
         cls = resolve_topic(stored_event.topic)
         try:
-            decode = decode_snapshot if cls in _SNAPSHOTS else decode_event
-            values = decode(loads(state), stored_event.originator_id,
-                            stored_event.originator_version)
+            stored = loads(state)
+            values = decode_snapshot(stored, stored_event.originator_version) \
+                if cls in _SNAPSHOTS else decode_event(stored)
         except Exception as error:
             raise MapperDeserialisationError(
                 f"cannot read the format 2 state of stored event {stored_event.topic} "
@@ -292,7 +292,7 @@ _ENCODERS.update((cls, encode_snapshot) for cls in _SNAPSHOTS)
 
 # Decoding --------------------------------------------------------------------------------
 
-def decode_snapshot(stored: dict[str, Any], _id: Any, version: int) -> dict[str, Any]:
+def decode_snapshot(stored: dict[str, Any], version: int) -> dict[str, Any]:
     """A snapshot's field values from its format 2 state (the aggregate id is set by
     the caller, as the stored id converts)."""
     base = stored["t"] / 1_000_000
@@ -308,7 +308,7 @@ def decode_snapshot(stored: dict[str, Any], _id: Any, version: int) -> dict[str,
     return values
 
 
-def decode_event(stored: dict[str, Any], _id: Any = None, _version: int = 0) -> dict[str, Any]:
+def decode_event(stored: dict[str, Any]) -> dict[str, Any]:
     """An event's field values from its format 2 state."""
     base = stored["t"] / 1_000_000
     values: dict[str, Any] = {"timestamp": EPOCH + MICROSECOND * stored["t"],
