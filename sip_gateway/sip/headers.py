@@ -35,27 +35,41 @@ COMPACT_KEYS = {short: full.lower() for short, full in COMPACT_FORMS.items()}
 # Headers whose grammar is a comma list (`#element`), so that several lines and several
 # comma-separated values mean the same. Not split: auth challenges and credentials, dates,
 # product strings and every single-valued header (Call-ID, CSeq, From, To, Subject ...).
-LIST_HEADERS = frozenset(
-    name.lower()
-    for name in (
-        "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info",
-        "Allow", "Allow-Events", "Call-Info", "Contact", "Content-Encoding",
-        "Content-Language", "Error-Info", "In-Reply-To", "P-Associated-URI", "Path",
-        "Proxy-Require", "Record-Route", "Reject-Contact", "Request-Disposition", "Require",
-        "Route", "Security-Client", "Security-Server", "Security-Verify", "Service-Route",
-        "Supported", "Unsupported", "Via", "Warning",
-    )
+_LIST_SPELLED = (
+    "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info",
+    "Allow", "Allow-Events", "Call-Info", "Contact", "Content-Encoding",
+    "Content-Language", "Error-Info", "In-Reply-To", "P-Associated-URI", "Path",
+    "Proxy-Require", "Record-Route", "Reject-Contact", "Request-Disposition", "Require",
+    "Route", "Security-Client", "Security-Server", "Security-Verify", "Service-Route",
+    "Supported", "Unsupported", "Via", "Warning",
 )
+LIST_HEADERS = frozenset(name.lower() for name in _LIST_SPELLED)
+
+# Names as requests and responses usually spell them, with their keys: looked up before
+# header_key lower-cases and expands a name (every one is a valid header name).
+_SPELLED = (
+    "From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Content-Length",
+    "Expires", "Min-Expires", "User-Agent", "Server", "Date", "Event", "Subscription-State",
+    "SIP-ETag", "SIP-If-Match", "Retry-After", "Authorization", "WWW-Authenticate",
+    "Proxy-Authorization", "Proxy-Authenticate", "Subject", "Priority", "Timestamp",
+)
+KNOWN_KEYS = {
+    **{name: name.lower() for name in _SPELLED + _LIST_SPELLED},
+    **COMPACT_KEYS,
+    **{short.upper(): key for short, key in COMPACT_KEYS.items()},
+}
 
 _NAME = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
-_UNSEEN = object()
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def header_key(name: str) -> str:
     """The lookup key of a header name: lower case, compact forms expanded."""
-    key = name.lower()
-    return COMPACT_KEYS.get(key, key)
+    key = KNOWN_KEYS.get(name)
+    if key is None:
+        key = name.lower()
+        key = COMPACT_KEYS.get(key, key)
+    return key
 
 
 class Headers:
@@ -65,7 +79,7 @@ class Headers:
 
     def __init__(self, lines: Iterable[tuple[str, str]] = ()) -> None:
         self._lines: list[tuple[str, str, str]] = []  # (key, name as written, value)
-        self._first: dict[str, str | None] | None = None  # get() results, built on demand
+        self._first: dict[str, str] | None = None  # get() results, built on demand
         for name, value in lines:
             self.add(name, value)
 
@@ -101,24 +115,24 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of get_all(name) (topmost Via, first Contact), else `default`."""
-        key = header_key(name)
-        if self._first is None:
-            self._first = {}
-        found = self._first.get(key, _UNSEEN)
-        if found is _UNSEEN:
-            found = self._first[key] = self._lookup(key)
-        return default if found is None else found
+        first = self._first
+        if first is None:
+            first = self._first = self._first_values()
+        return first.get(header_key(name), default)
 
-    def _lookup(self, key: str) -> str | None:
-        for line_key, _, value in self._lines:
-            if line_key == key:
-                if key in LIST_HEADERS:
-                    values = split_list(value)
-                    if values:
-                        return values[0]
+    def _first_values(self) -> dict[str, str]:
+        """What get() answers for every name, in one pass over the lines."""
+        first: dict[str, str] = {}
+        for key, _, value in self._lines:
+            if key in first:
+                continue
+            if key in LIST_HEADERS:
+                values = split_list(value)
+                if not values:
                     continue
-                return value
-        return None
+                value = values[0]
+            first[key] = value
+        return first
 
     def get_all(self, name: str) -> list[str]:
         """Values of every line named `name`; comma lists split for the LIST_HEADERS."""

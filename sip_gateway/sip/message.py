@@ -16,7 +16,7 @@ from functools import cached_property
 
 from sip_gateway.errors import MalformedMessage, MessageTooLarge, VersionNotSupported
 from sip_gateway.sip.grammar import TOKEN_CHARS, show, split_list
-from sip_gateway.sip.headers import COMPACT_KEYS, Headers
+from sip_gateway.sip.headers import KNOWN_KEYS, Headers, header_key
 from sip_gateway.sip.addresses import NameAddr, Via
 from sip_gateway.sip.values import CSeq
 
@@ -26,6 +26,7 @@ SIP_2_0 = "SIP/2.0"
 
 MANDATORY_REQUEST_HEADERS = ("To", "From", "CSeq", "Call-ID", "Via")  # RFC 3261 8.1.1
 SINGLE_HEADERS = ("To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Type")
+_SINGLE_KEYS = tuple((name, name.lower()) for name in SINGLE_HEADERS)
 
 _EMPTY_LINE = re.compile(rb"\n\r?\n")  # from the last line's LF, so that the search is fast
 _LEADING_NEWLINES = re.compile(rb"(?:\r?\n)*")
@@ -224,11 +225,13 @@ def parse_head(data: bytes, *, max_body_bytes: int = MAX_BODY_BYTES) -> Head:
     start, is_request = _start_line(lines[0])
     triples = _header_lines(lines)
     keys = [key for key, _, _ in triples]
-    for name in SINGLE_HEADERS:
-        if keys.count(name.lower()) > 1:
-            raise MalformedMessage(f"{name} header more than once")
+    distinct = set(keys)
+    if len(distinct) < len(keys):  # some header more than once: may it be?
+        for name, key in _SINGLE_KEYS:
+            if keys.count(key) > 1:
+                raise MalformedMessage(f"{name} header more than once")
     content_length = None
-    if "content-length" in keys:
+    if "content-length" in distinct:
         lengths = {value for key, _, value in triples if key == "content-length"}
         content_length = _content_length(lengths, max_body_bytes)
     cseq = _check_request(start[0], triples) if is_request else None
@@ -270,11 +273,13 @@ def _header_lines(lines: list[str]) -> list[tuple[str, str, str]]:
             triples[-1] = (key, name, f"{value} {more}" if value and more else value + more)
             continue
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or _NAME.fullmatch(name) is None:
-            raise MalformedMessage(f"bad header line: {show(line)}")
-        key = name.lower()
-        triples.append((COMPACT_KEYS.get(key, key), name, value.strip(" \t")))
+        key = KNOWN_KEYS.get(name) if colon else None  # a name spelled as usual is valid
+        if key is None:
+            name = name.rstrip(" \t")
+            if not colon or _NAME.fullmatch(name) is None:
+                raise MalformedMessage(f"bad header line: {show(line)}")
+            key = header_key(name)
+        triples.append((key, name, value.strip(" \t")))
     return triples
 
 
