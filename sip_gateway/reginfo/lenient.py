@@ -12,6 +12,8 @@ crashes on it). Schema checks, GRUUs and extensions are the strict parser's busi
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from lxml import etree
 
 from domain.reginfo import DOCUMENT_STATES, ContactInfo, ReginfoDocument, RegistrationInfo
@@ -104,6 +106,7 @@ def _attributes(element: etree._Element) -> dict[str, str]:
     return found
 
 
+@lru_cache(maxsize=1024)  # a few names in every document, looked up over and over
 def _folded(name: str) -> str:
     """A Clark-notation name compared the Kamailio way: local part, lower case."""
     return (local_name(name) if name[0] == "{" else name).lower()

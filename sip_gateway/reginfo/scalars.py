@@ -58,6 +58,8 @@ def parse_float(text: str) -> float | None:
 
 def c_atoi(text: str) -> int:
     """C `atoi` as glibc does it: leading spaces, an optional sign, digits; garbage gives 0."""
+    if text.isascii() and text.isdigit() and len(text) < 10:  # the usual case, no regex
+        return int(text)  # below 2**31: no clamping, no wrap
     sign, digits = _ATOI.match(text).groups()
     digits = digits.lstrip("0")
     if not digits:
