@@ -119,20 +119,14 @@ class Via:
         if match is None:
             raise MalformedMessage(f"bad {header} header: {show(text)}")
         name, version, transport, sent_by, tail = match.groups()
-        sent_by = _COLON_LWS.sub(":", sent_by)
-        if _SENT_BY.fullmatch(sent_by) is None:
-            raise MalformedMessage(f"bad sent-by in {header} header: {show(sent_by)}")
-        try:
-            where = parse_uri("sip:" + sent_by)
-        except InvalidUri as error:
-            raise MalformedMessage(f"bad sent-by in {header} header: {error}") from None
+        host, port = _sent_by(sent_by, header)
         params = parse_params(tail or "", header)
-        via = cls(transport.upper(), where.host, where.port, params, f"{name.upper()}/{version}")
+        via = cls(transport.upper(), host, port, params, f"{name.upper()}/{version}")
         via._check(header)
         return via
 
     def _check(self, header: str) -> None:
-        raw = dict((key.lower(), value) for key, value in reversed(self.params))
+        raw = {key.lower(): value for key, value in reversed(self.params)}
         if "branch" in raw and not is_token(raw["branch"] or ""):
             raise MalformedMessage(f"bad branch in {header} header: {show(raw['branch'] or '')}")
         if "received" in raw:
@@ -173,6 +167,20 @@ class Via:
     def __str__(self) -> str:
         port = "" if self.port is None else f":{self.port}"
         return f"{self.protocol}/{self.transport} {self.host}{port}{format_params(self.params)}"
+
+
+@lru_cache(maxsize=4096)
+def _sent_by(text: str, header: str) -> tuple[str, int | None]:
+    """The host and port of a Via sent-by, once per text (a peer sends from a few;
+    refusals are not cached)."""
+    sent_by = _COLON_LWS.sub(":", text)
+    if _SENT_BY.fullmatch(sent_by) is None:
+        raise MalformedMessage(f"bad sent-by in {header} header: {show(sent_by)}")
+    try:
+        where = parse_uri("sip:" + sent_by)
+    except InvalidUri as error:
+        raise MalformedMessage(f"bad sent-by in {header} header: {error}") from None
+    return where.host, where.port
 
 
 @lru_cache(maxsize=16384)

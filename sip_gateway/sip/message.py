@@ -11,8 +11,9 @@ Header values stay text; `values.py` parses the few this service reads.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import Any, Generic, TypeVar
 
 from sip_gateway.errors import MalformedMessage, MessageTooLarge, VersionNotSupported
 from sip_gateway.sip.grammar import TOKEN_CHARS, show, split_list
@@ -25,6 +26,7 @@ MAX_BODY_BYTES = 1_048_576
 SIP_2_0 = "SIP/2.0"
 
 MANDATORY_REQUEST_HEADERS = ("To", "From", "CSeq", "Call-ID", "Via")  # RFC 3261 8.1.1
+_MANDATORY_KEYS = tuple((name, name.lower()) for name in MANDATORY_REQUEST_HEADERS)
 SINGLE_HEADERS = ("To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Type")
 _SINGLE_KEYS = tuple((name, name.lower()) for name in SINGLE_HEADERS)
 
@@ -37,6 +39,21 @@ _STATUS_LINE = re.compile(r"([Ss][Ii][Pp]/\S+) +([0-9]{3})(?: (.*))?")
 _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+")
 _BAD_START_TEXT = re.compile(r"[\x00-\x1f\x7f]")
 _URI_TEXT = re.compile(r"[^\s\x00-\x1f\x7f]+")
+_Value = TypeVar("_Value")
+
+
+class _ParsedOnce(Generic[_Value]):
+    """A header value parsed on first access and kept in the message's __dict__ (where
+    later lookups find it first): functools.cached_property without its lock (3.11)."""
+
+    def __init__(self, parse: Callable[[Any], _Value]) -> None:
+        self.parse, self.name = parse, parse.__name__
+
+    def __get__(self, message: Any, owner: type | None = None) -> _Value:
+        if message is None:
+            return self  # type: ignore[return-value]  # the descriptor, asked on the class
+        value = message.__dict__[self.name] = self.parse(message)
+        return value
 
 
 class HeaderValues:
@@ -45,19 +62,19 @@ class HeaderValues:
 
     headers: Headers
 
-    @cached_property
+    @_ParsedOnce
     def top_via(self) -> Via:
         return Via.parse(self.headers.get("Via") or "")
 
-    @cached_property
+    @_ParsedOnce
     def from_addr(self) -> NameAddr:
         return NameAddr.parse(self.headers.get("From") or "", "From")
 
-    @cached_property
+    @_ParsedOnce
     def to_addr(self) -> NameAddr:
         return NameAddr.parse(self.headers.get("To") or "", "To")
 
-    @cached_property
+    @_ParsedOnce
     def cseq(self) -> CSeq:
         return CSeq.parse(self.headers.get("CSeq") or "")
 
@@ -85,10 +102,8 @@ class SipRequest(HeaderValues):
         """A request from parts the parser already checked (no validation again), with
         header values already parsed (`top_via`, `cseq`) given as they are."""
         request = object.__new__(cls)
-        for name, value in (("method", method), ("uri", uri), ("version", version),
-                            ("headers", headers), ("body", body)):
-            object.__setattr__(request, name, value)
-        request.__dict__.update(parsed)
+        request.__dict__.update(method=method, uri=uri, version=version, headers=headers,
+                                body=body, **parsed)
         return request
 
     def remember(self, **parsed: object) -> SipRequest:
@@ -297,10 +312,12 @@ def _content_length(values: set[str], max_body_bytes: int) -> int:
 
 def _check_request(method: str, triples: list[tuple[str, str, str]]) -> CSeq:
     first = {key: value for key, _, value in reversed(triples)}
-    for name in MANDATORY_REQUEST_HEADERS:
-        if not first.get(name.lower()):
+    for name, key in _MANDATORY_KEYS:
+        if not first.get(key):
             raise MalformedMessage(f"request without a {name} header (or an empty one)")
-    if not any(split_list(value) for key, _, value in triples if key == "via"):
+    # A first Via value without a comma is one item (values are stripped and not empty).
+    if "," in first["via"] and not any(
+            split_list(value) for key, _, value in triples if key == "via"):
         raise MalformedMessage("request without a Via header (or an empty one)")
     cseq = CSeq.parse(first["cseq"])
     if cseq.method != method:

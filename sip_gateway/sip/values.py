@@ -85,7 +85,10 @@ class CSeq:
         match = _CSEQ.fullmatch(text)
         if match is None:
             raise MalformedMessage(f"bad {header} header (want 'number METHOD'): {show(text)}")
-        return cls(_number(match[1], MAX_CSEQ, "sequence number", header), match[2])
+        digits = match[1]
+        number = int(digits) if len(digits) < 10 else _number(  # under 10 digits: < 2**31
+            digits, MAX_CSEQ, "sequence number", header)
+        return cls(number, match[2])
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
