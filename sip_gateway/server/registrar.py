@@ -146,6 +146,13 @@ def _address_of_record(to_text: str | None) -> tuple[str, str | None]:
     """The canonical AoR of the To header and its host (None for a tel URI)."""
     if not to_text:
         raise MalformedMessage("REGISTER without a To header")
+    return _read_address_of_record(to_text)
+
+
+@lru_cache(maxsize=65536)
+def _read_address_of_record(to_text: str) -> tuple[str, str | None]:
+    """_address_of_record once per To text: a UA registers its AoR with the same To every
+    time (refusals are not cached)."""
     to = NameAddr.parse(to_text, "To")
     try:
         identity = normalize_aor(_written_uri(to_text), _CASE_KEPT)

@@ -73,9 +73,13 @@ def make_response(
     """A response to `request` (RFC 3261 8.2.6.2); the To tag defaults to to_tag_for()."""
     if body and not content_type:
         raise ValueError("a response body needs a content_type")
-    copied = {key: value for key, _, value in reversed(list(request.headers.wire()))
-              if key in _COPIED}  # the first line of each (the parser allows only one)
-    lines = [("via", "Via", value) for key, _, value in request.headers.wire() if key == "via"]
+    lines: list[tuple[str, str, str]] = []
+    copied: dict[str, str] = {}  # the first line of each (the parser allows only one)
+    for key, _, value in request.headers.wire():
+        if key == "via":
+            lines.append(("via", "Via", value))
+        elif key in _COPIED and key not in copied:
+            copied[key] = value
     if (from_ := copied.get("from")) is not None:
         lines.append(("from", "From", from_))
     if (to := copied.get("to")) is not None:
@@ -91,6 +95,8 @@ def make_response(
     response_headers.extend_checked([("Server", SERVER)] + (
         [("Content-Type", content_type)] if content_type else []) + [
         ("Content-Length", str(len(body)))])
+    if reason is None and status in REASON_PHRASES:  # a valid status and phrase
+        return SipResponse.trusted(status, REASON_PHRASES[status], response_headers, body)
     return SipResponse(status, reason or reason_phrase(status), headers=response_headers,
                        body=body)
 

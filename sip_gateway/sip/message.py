@@ -137,6 +137,15 @@ class SipResponse(HeaderValues):
             raise ValueError(f"not a reason phrase: {self.reason!r}")
         _check_version(self.version)
 
+    @classmethod
+    def trusted(cls, status: int, reason: str, headers: Headers, body: bytes) -> SipResponse:
+        """A SIP/2.0 response from a status and reason phrase known to be valid (our own
+        table), without validating them again."""
+        response = object.__new__(cls)
+        response.__dict__.update(status=status, reason=reason, version=SIP_2_0,
+                                 headers=headers, body=body)
+        return response
+
     def start_line(self) -> str:
         return f"{self.version} {self.status} {self.reason}"
 
