@@ -101,8 +101,14 @@ class Headers:
                 rest = split_list(old)[1:] if key in LIST_HEADERS else []
                 lines[index:index + 1] = [(key, written, value)] + (
                     [(key, written, ", ".join(rest))] if rest else [])
-                return Headers._trusted(lines)
-        return Headers._trusted(lines + [(key, name, value)])
+                break
+        else:
+            lines.append((key, name, value))
+        headers = Headers._trusted(lines)
+        top = split_list(value)[:1] if key in LIST_HEADERS else [value]
+        if self._first is not None and top:  # every other first value is as it was
+            headers._first = {**self._first, key: top[0]}
+        return headers
 
     def extend_checked(self, lines: Iterable[tuple[str, str]]) -> None:
         """Append lines our own code wrote (names and values already well formed)."""
