@@ -69,11 +69,11 @@ class NameAddr:
                     f"display name without <URI> in {header} header: {show(text)}")
         else:
             lt = rest.find("<")
-            prefix = rest[:lt] if lt >= 0 else ""
-            if lt < 0 or any(char in prefix for char in ':";,>'):
+            if lt < 0 or (lt and any(char in rest[:lt] for char in ':";,>')):
                 return cls._parse_addr_spec(rest, header)
-            display = prefix.strip(" \t") or None
-            rest = rest[lt:]
+            if lt:  # a display name of tokens before the `<`
+                display = rest[:lt].strip(" \t") or None
+                rest = rest[lt:]
         gt = rest.find(">")
         if gt < 0:
             raise MalformedMessage(f"'<' without '>' in {header} header: {show(text)}")
