@@ -121,28 +121,29 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of get_all(name) (topmost Via, first Contact), else `default`."""
+        return self._first_by_key().get(header_key(name), default)
+
+    def _first_by_key(self) -> dict[str, str]:
+        """What get() answers for every name, worked out in one pass over the lines."""
         first = self._first
         if first is None:
-            first = self._first = self._first_values()
-        return first.get(header_key(name), default)
-
-    def _first_values(self) -> dict[str, str]:
-        """What get() answers for every name, in one pass over the lines."""
-        first: dict[str, str] = {}
-        for key, _, value in self._lines:
-            if key in first:
-                continue
-            if key in LIST_HEADERS:
-                values = split_list(value)
-                if not values:
+            first = self._first = {}
+            for key, _, value in self._lines:
+                if key in first:
                     continue
-                value = values[0]
-            first[key] = value
+                if key in LIST_HEADERS:
+                    values = split_list(value)
+                    if not values:
+                        continue
+                    value = values[0]
+                first[key] = value
         return first
 
     def get_all(self, name: str) -> list[str]:
         """Values of every line named `name`; comma lists split for the LIST_HEADERS."""
         key = header_key(name)
+        if key not in self._first_by_key():  # no line, or (a list) no line with an item
+            return []
         values = [value for line_key, _, value in self._lines if line_key == key]
         if key in LIST_HEADERS:
             return [item for value in values for item in split_list(value)]
