@@ -169,11 +169,19 @@ class _ServerError(PeerError):
 
 def _with_top_via(request: SipRequest, top: Via) -> SipRequest:
     """The request with its top Via as we stamped it (received, rport); what was already
-    parsed of it comes along."""
+    parsed of it comes along. When stamping changed nothing and the first Via line reads
+    as we would write it, that is the request itself."""
+    text = str(top)
+    if request.__dict__.get("top_via") == top and _first_via_line(request) == text:
+        return request
     parsed = {name: request.__dict__[name] for name in _PARSED if name in request.__dict__}
     return SipRequest.trusted(request.method, request.uri, request.version,
-                              request.headers.with_top("Via", str(top)), request.body,
+                              request.headers.with_top("Via", text), request.body,
                               top_via=top, **parsed)
+
+
+def _first_via_line(request: SipRequest) -> str | None:
+    return next((value for key, _, value in request.headers.wire() if key == "via"), None)
 
 
 _PARSED = ("from_addr", "to_addr", "cseq")

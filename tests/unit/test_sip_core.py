@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from sip_gateway.server.core import SipCore
+from sip_gateway.server.responses import make_response
 from sip_gateway.sip import ServerTransactionLayer, SipResponse, parse_message
 from sip_gateway.transport import Arrival
 
@@ -37,3 +38,45 @@ def test_a_handler_failure_is_a_500_that_tells_nothing_of_the_internals(caplog):
     assert b"constraint" not in sent[0] and b"duplicate" not in sent[0]
     assert "internal error" in response.headers.get("Warning")
     assert "duplicate key" in caplog.text  # the operator still gets the details
+
+
+class EchoHandler:
+    """Answers 200 and keeps the request it was handed."""
+
+    def __init__(self):
+        self.requests = []
+
+    async def handle(self, request, arrival):
+        self.requests.append(request)
+        return make_response(request, 200)
+
+
+def _top_via_answered(via: bytes, source: tuple[str, int]) -> tuple[str, list[str]]:
+    """The top Via the handler saw and the Via lines of the response."""
+    handler = EchoHandler()
+    core = SipCore(handler, ServerTransactionLayer(), lambda: 0.0)
+    sent: list[bytes] = []
+
+    async def serve() -> None:
+        core.receive_datagram(REGISTER.replace(
+            b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-core-1", b"Via: " + via),
+            Arrival(source, "udp", ("127.0.0.1", 5060)), lambda data, _: sent.append(data))
+        await core.drain()
+
+    asyncio.run(serve())
+    return str(handler.requests[0].top_via), parse_message(sent[0]).headers.get_all("Via")
+
+
+def test_the_top_via_is_stamped_and_written_as_we_write_it_whatever_came():
+    # Nothing to stamp, written our way: the Via goes back as it came.
+    plain = b"SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-v1"
+    assert _top_via_answered(plain, ("127.0.0.1", 5070)) == (plain.decode(), [plain.decode()])
+    # Nothing to stamp, written otherwise: it goes back as we write it.
+    spaced = b"SIP/2.0/UDP  127.0.0.1 : 5070 ;branch=z9hG4bK-v2, SIP/2.0/UDP 10.0.0.9"
+    assert _top_via_answered(spaced, ("127.0.0.1", 5070)) == (
+        "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-v2",
+        ["SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-v2", "SIP/2.0/UDP 10.0.0.9"])
+    # From elsewhere, asking for rport: received and rport filled in (RFC 3581).
+    stamped = "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-v3;rport=5999;received=10.0.0.1"
+    assert _top_via_answered(b"SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-v3;rport",
+                             ("10.0.0.1", 5999)) == (stamped, [stamped])
