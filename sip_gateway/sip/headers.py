@@ -207,7 +207,8 @@ class Headers:
 
 
 def _check_name(name: str) -> str:
-    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+    # A usual spelling (KNOWN_KEYS) is a valid name.
+    if not isinstance(name, str) or (name not in KNOWN_KEYS and _NAME.fullmatch(name) is None):
         raise ValueError(f"not a SIP header name: {name!r}")
     return name
 

@@ -29,7 +29,10 @@ def stamp_via(via: Via, source: tuple[str, int]) -> Via:
         params.append((name, value))
     if not _same_address(via.host, host):
         params.append(("received", host))
-    return Via(via.transport, via.host, via.port, tuple(params), via.protocol)
+    stamped = tuple(params)
+    if stamped == via.params:  # nothing to fill in: the Via as it came
+        return via
+    return Via(via.transport, via.host, via.port, stamped, via.protocol)
 
 
 def response_destination(via: Via) -> tuple[str, int]:
