@@ -24,6 +24,7 @@ import heapq
 import itertools
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from sip_gateway.errors import MalformedMessage
 from sip_gateway.sip.machine import TransactionMisuse, step
@@ -61,8 +62,7 @@ SERVER_MACHINE: dict[tuple[str, str], str] = {
 DEFAULT_MAX_TRANSACTIONS = 100_000
 
 
-@dataclass(frozen=True)
-class BranchKey:
+class BranchKey(NamedTuple):  # made and hashed for every request: a tuple does it in C
     """A request's transaction by top Via branch, sent-by and method (RFC 3261 17.2.3)."""
 
     branch: str  # lower case, starting with the magic cookie
@@ -114,8 +114,7 @@ class Disposition(Enum):
     REFUSED = "refused"  # no room for a new transaction: answer 503 statelessly
 
 
-@dataclass(frozen=True)
-class ReceiveResult:
+class ReceiveResult(NamedTuple):
     """The fate of one received request (RFC 3261 17.2.2, 17.2.3)."""
 
     disposition: Disposition
