@@ -46,7 +46,9 @@ class BindingRefresh:
         if before is None:
             raise MissingBinding(f"a refresh of binding {self.key} that this history "
                                  "does not hold")
-        return before.changed(callid=self.callid, cseq=self.cseq, **dict(self.changes))
+        values: dict[str, Any] = {"callid": self.callid, "cseq": self.cseq}
+        values.update(self.changes)
+        return before.changed(**values)
 
 
 def binding_after(change: Binding | BindingRefresh, before: Binding | None) -> Binding:
