@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from eventsourcing.persistence import InterfaceError
 from eventsourcing.sqlite import SQLITE3_DEFAULT_LOCK_TIMEOUT
 
 STATEMENTS = 128
@@ -38,9 +39,12 @@ def _reopen(connection: Any, pool: Any, size: int) -> None:
     """Open the connection's database again as eventsourcing does, with the cache; the
     new connection opens before the old one closes (an in-memory store stays)."""
     made = connection._sqlite_conn
-    again = sqlite3.connect(pool.db_name, uri=True, check_same_thread=False,
-                            isolation_level=None, cached_statements=size,
-                            timeout=pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT)
+    try:
+        again = sqlite3.connect(pool.db_name, uri=True, check_same_thread=False,
+                                isolation_level=None, cached_statements=size,
+                                timeout=pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT)
+    except sqlite3.Error as error:  # as eventsourcing reports it: the store is away (503)
+        raise InterfaceError(error) from error
     again.row_factory = made.row_factory
     connection._sqlite_conn = again
     made.close()
