@@ -94,7 +94,12 @@ class AddressOfRecord(BaseAggregate[UUID]):
     def live_bindings(self, now: float) -> list[Binding]:
         """Bindings not yet lapsed at `now`, highest q first (RFC 3261 16.6 ordering)."""
         live = [b for b in self.bindings.values() if not b.is_due(now)]
+        if len(live) < 2:
+            return live
         return sorted(live, key=lambda b: preference(b.q, b.contact))
+
+    def _live_by_key(self, now: float) -> dict[str, Binding]:
+        return {b.key: b for b in self.live_bindings(now)}
 
     def find_binding(self, contact: str, now: float) -> Binding:
         target = parse_uri(contact).comparison_key()
@@ -110,9 +115,12 @@ class AddressOfRecord(BaseAggregate[UUID]):
         Call-ID and CSeq (RFC 3261 8.1.1.4-5: the same request), every binding it would
         make live with them, none it would remove left. A retransmission the transaction
         layer no longer knows (it arrived after a restart) is answered, not refused."""
+        return self._applied(request, self._live_by_key(now))
+
+    @staticmethod
+    def _applied(request: RegisterRequest, live: dict[str, Binding]) -> bool:
         if request.wildcard or not request.contacts:
             return False
-        live = {b.key: b for b in self.live_bindings(now)}
         made = 0
         for update in request.contacts:
             binding = live.get(update.key)
@@ -129,9 +137,9 @@ class AddressOfRecord(BaseAggregate[UUID]):
                  max_bindings: int | None = None) -> None:
         """Apply a REGISTER's Contact list atomically (RFC 3261 10.3 steps 6-8); a request
         already applied (`is_applied`) changes nothing."""
-        if self.is_applied(request, now):
+        live = self._live_by_key(now)
+        if self._applied(request, live):
             return
-        live = {b.key: b for b in self.live_bindings(now)}
         if request.wildcard:
             if request.contacts:
                 raise InvalidRequest("Contact: * must be the only Contact of the REGISTER")
@@ -177,7 +185,9 @@ class AddressOfRecord(BaseAggregate[UUID]):
 
     def expire(self, node: str, now: float) -> int:
         """Record `expired` for every binding whose lifetime ended; returns how many."""
-        due = sorted((b for b in self.bindings.values() if b.is_due(now)), key=lambda b: b.expires)
+        due = [b for b in self.bindings.values() if b.is_due(now)]
+        if len(due) > 1:
+            due.sort(key=lambda b: b.expires)
         for binding in due:
             self._contact(ContactExpired, binding, "expiry", node, EXPIRY_CAUSE, now)
         if due:
@@ -191,7 +201,7 @@ class AddressOfRecord(BaseAggregate[UUID]):
         if update.expires <= 0:
             raise InvalidRequest("a created binding needs a positive expires")
         key = update.key
-        live = {b.key: b for b in self.live_bindings(now)}
+        live = self._live_by_key(now)
         if key in live:
             raise IllegalTransition(
                 f"{update.uri} is already bound to {self.aor}: 'created' applies only to a "

@@ -11,7 +11,6 @@ keep the whole binding: the notifier's document is the source there.
 
 from __future__ import annotations
 
-from copy import copy
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -39,19 +38,17 @@ class BindingRefresh:
     @classmethod
     def between(cls, before: Binding, after: Binding) -> BindingRefresh:
         """The refresh that turns `before` into `after` (the same binding key)."""
-        changes = tuple((name, value) for name in _COMPARED
-                        if (value := getattr(after, name)) != getattr(before, name))
+        old, new = before.__dict__, after.__dict__
+        changes = tuple((name, new[name]) for name in _COMPARED if new[name] != old[name])
         return cls(before.key, after.callid, after.cseq, changes)
 
     def applied_to(self, before: Binding | None) -> Binding:
         if before is None:
             raise MissingBinding(f"a refresh of binding {self.key} that this history "
                                  "does not hold")
-        after = copy(before)  # dataclasses.replace, without running __init__ again
-        values = after.__dict__
-        values["callid"], values["cseq"] = self.callid, self.cseq
+        values: dict[str, Any] = {"callid": self.callid, "cseq": self.cseq}
         values.update(self.changes)
-        return after
+        return before.changed(**values)
 
 
 def binding_after(change: Binding | BindingRefresh, before: Binding | None) -> Binding:

@@ -20,6 +20,7 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Recording
 from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
 
 from domain import (
     AddressOfRecord,
@@ -34,6 +35,7 @@ from infrastructure.aggregate_cache import AggregateCache
 from infrastructure.command_handlers import execute
 from infrastructure.commands import Command
 from infrastructure.event_format import EventFormat
+from infrastructure.sqlite_statements import keep_statements
 from infrastructure.transcodings import BindingAsDict
 from infrastructure.unit_of_work import UnitOfWork
 from projections.retained import Retained, retained_history
@@ -70,6 +72,8 @@ class Registrations(Application[UUID]):
         super().__init__(env)
         self.policy = policy
         self.node = node
+        if isinstance(self.factory.datastore, SQLiteDatastore):
+            keep_statements(self.factory.datastore)
 
     def save(self, *aggregates: Any, **kwargs: Any) -> list[Recording]:
         """Store the aggregates' pending events in one transaction (Application.save,

@@ -102,7 +102,7 @@ def encode_snapshot(snapshot: AddressOfRecordSnapshot) -> dict[str, Any]:
     if any(key != binding.key for key, binding in bindings.items()):
         raise Unwritable("bindings")
     base = micros / 1_000_000
-    stored["bs"] = [_relative(encode_binding(binding), base) for binding in bindings.values()]
+    stored["bs"] = [encode_binding(binding, base) for binding in bindings.values()]
     return stored
 
 
@@ -226,9 +226,9 @@ def encode_event(event: Any) -> dict[str, Any]:
     if binding is None:
         return stored
     if isinstance(binding, BindingRefresh):
-        stored["r"] = _relative(encode_refresh(binding), micros / 1_000_000)
+        stored["r"] = encode_refresh(binding, micros / 1_000_000)
     elif isinstance(binding, Binding):
-        stored["b"] = _relative(encode_binding(binding), micros / 1_000_000)
+        stored["b"] = encode_binding(binding, micros / 1_000_000)
     else:
         raise Unwritable("binding")
     if origin == "register" and values.get("cause") == register_cause(binding.callid,
@@ -237,9 +237,13 @@ def encode_event(event: Any) -> dict[str, Any]:
     return stored
 
 
-def encode_binding(binding: Binding) -> dict[str, Any]:
+def encode_binding(binding: Binding, base: float) -> dict[str, Any]:
+    """A binding as stored, its times relative to `base` (the event's time) when whole."""
     values = vars(binding)
-    stored = {BINDING_FIELDS[name]: values[name] for name in _REQUIRED}
+    stored = {"c": values["contact"]}
+    _put_time(stored, "e", values["expires"], base)
+    stored["i"], stored["s"] = values["callid"], values["cseq"]
+    _put_time(stored, "r", values["registered_at"], base)
     for name, default in _DEFAULTS.items():
         value = values[name]
         if value != default:
@@ -251,30 +255,30 @@ def encode_binding(binding: Binding) -> dict[str, Any]:
     return stored
 
 
-def encode_refresh(refresh: BindingRefresh) -> dict[str, Any]:
+def encode_refresh(refresh: BindingRefresh, base: float) -> dict[str, Any]:
     stored = {"k": refresh.key, "i": refresh.callid, "s": refresh.cseq}
     for name, value in refresh.changes:
         if name in _FLOATS and not isfinite(value or 0.0):
             raise Unwritable(name)
-        stored[BINDING_FIELDS[name]] = value
+        short = BINDING_FIELDS[name]
+        if short in RELATIVE:
+            _put_time(stored, short, value, base)
+        else:
+            stored[short] = value
     return stored
 
 
-def _relative(stored: dict[str, Any], base: float) -> dict[str, Any]:
-    """Store each time of `RELATIVE` that is a whole number of seconds after the event's
+def _put_time(stored: dict[str, Any], short: str, value: Any, base: float) -> None:
+    """Store a time of `RELATIVE` that is a whole number of seconds after the event's
     time exactly (the gateway's clock counts whole microseconds, as the timestamp does:
-    an expiry is `now` plus the granted seconds) as those seconds."""
-    renamed = {}
-    for short, relative in RELATIVE.items():
-        value = stored.get(short)
-        if value is not None:
-            seconds = value - base
-            if seconds.is_integer() and base + int(seconds) == value:
-                stored[short] = int(seconds)
-                renamed[short] = relative
-    if not renamed:
-        return stored
-    return {renamed.get(short, short): value for short, value in stored.items()}  # in order
+    an expiry is `now` plus the granted seconds) as those seconds, under its relative
+    name; any other value as it is."""
+    if value is not None:
+        seconds = value - base
+        if seconds.is_integer() and base + int(seconds) == value:
+            stored[RELATIVE[short]] = int(seconds)
+            return
+    stored[short] = value
 
 
 def _micros(timestamp: datetime) -> int:

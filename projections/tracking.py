@@ -27,11 +27,11 @@ class TrackingTable:
         self._select = sql(f"SELECT notification_id FROM {table} WHERE application_name = %s")
         self._move = sql(
             f"UPDATE {table} SET notification_id = %s "
-            f"WHERE application_name = %s AND notification_id = %s RETURNING notification_id")
+            f"WHERE application_name = %s AND notification_id = %s")
         self._start = sql(
             f"INSERT INTO {table} (application_name, notification_id) VALUES (%s, %s) "
             f"ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id "
-            f"WHERE {table}.notification_id = 0 RETURNING notification_id")
+            f"WHERE {table}.notification_id = 0")
         self._hold = sql(
             f"INSERT INTO {table} (application_name, notification_id) VALUES (%s, 0) "
             f"ON CONFLICT (application_name) DO UPDATE SET notification_id = "
@@ -52,7 +52,7 @@ class TrackingTable:
             cursor.execute(self._move, (position, name, after))
         else:
             cursor.execute(self._start, (name, position))
-        if cursor.fetchone() is None:
+        if rows_changed(cursor) != 1:
             raise IntegrityError(f"{self.table}: {name} no longer stands at notification "
                                  f"{after}: not applying the batch up to {position}")
 
@@ -64,3 +64,9 @@ class TrackingTable:
     def set(self, cursor: Any, name: str, position: int) -> None:
         """Put `name` at `position` (inside a transaction that holds its row)."""
         cursor.execute(self._set, (position, name))
+
+
+def rows_changed(cursor: Any) -> int:
+    """How many rows the cursor's last statement inserted or updated, all its parameter
+    sets together after an executemany (a RETURNING clause costs SQLite twice as much)."""
+    return getattr(cursor, "sqlite_cursor", cursor).rowcount

@@ -21,6 +21,7 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
 from projections.publisher.composer import ComposedDocument
+from projections.tracking import rows_changed
 
 PUBLICATION = "reginfo_publication"
 OUTBOX = "reginfo_outbox"
@@ -105,7 +106,7 @@ class PublisherView(TrackingRecorder):
             f"INSERT INTO {self.publication} (node, resource, aor_id, version, failures, updated_at)"
             f" VALUES (%s, %s, %s, %s, 0, %s) ON CONFLICT (node, resource) DO UPDATE SET"
             f" aor_id = excluded.aor_id, version = excluded.version, updated_at = excluded.updated_at"
-            f" WHERE {self.publication}.version = excluded.version - 1 RETURNING version")
+            f" WHERE {self.publication}.version = excluded.version - 1")
 
     def _sql(self, statement: str) -> str:
         return statement.replace("%s", self.mark)
@@ -151,15 +152,17 @@ class PublisherView(TrackingRecorder):
             if cursor.fetchone() is None:
                 raise IntegrityError(f"publisher view already reflects notification "
                                      f"{tracking.notification_id} of {tracking.application_name}")
-            for doc in documents:
-                cursor.execute(self._version, (doc.node, doc.resource, doc.aor_id, doc.version,
-                                               doc.composed_at))
-                if cursor.fetchone() is None:
-                    raise IntegrityError(f"version {doc.version} of {doc.resource} does not "
-                                         f"follow the one stored for {doc.node}")
-                cursor.execute(self._enqueue, (
-                    doc.node, doc.resource, doc.aor_id, doc.version, doc.body, doc.expires,
-                    bool(doc.final), doc.composed_at, doc.notification_id))
+            if not documents:
+                return
+            cursor.executemany(self._version, [
+                (doc.node, doc.resource, doc.aor_id, doc.version, doc.composed_at)
+                for doc in documents])
+            if rows_changed(cursor) != len(documents):
+                raise IntegrityError(f"a version of {len(documents)} documents does not "
+                                     "follow the one stored for its resource and node")
+            cursor.executemany(self._enqueue, [
+                (doc.node, doc.resource, doc.aor_id, doc.version, doc.body, doc.expires,
+                 bool(doc.final), doc.composed_at, doc.notification_id) for doc in documents])
 
     # The sender's writes -------------------------------------------------------------
 

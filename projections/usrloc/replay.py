@@ -46,7 +46,7 @@ def seed_rows(seed: Seed) -> list[LocationRow]:
     rows = []
     for key, binding in seed.bindings.items():
         change = seed.changes[key]
-        rows.append(LocationRow(*location_values(seed.aor_id, seed.aor, vars(binding),
-                                                 change.at, CONTACT_EVENTS[change.event],
-                                                 change.origin)))
+        rows.append(LocationRow.of_values(location_values(
+            seed.aor_id, seed.aor, vars(binding), change.at, CONTACT_EVENTS[change.event],
+            change.origin)))
     return rows

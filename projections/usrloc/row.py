@@ -43,8 +43,17 @@ class LocationRow:
 
     @classmethod
     def from_event(cls, event: ContactEvent) -> LocationRow:
-        return cls(*location_values(str(event.originator_id), event.aor, vars(event.binding),
-                                    event.timestamp.timestamp(), type(event), event.origin))
+        return cls.of_values(location_values(str(event.originator_id), event.aor,
+                                             vars(event.binding), event.timestamp.timestamp(),
+                                             type(event), event.origin))
+
+    @classmethod
+    def of_values(cls, values: Iterable[Any]) -> LocationRow:
+        """The row of `values` in column order (the dataclass __init__ of 24 frozen
+        fields, at 40 % of its cost: the usrloc projection makes one per contact event)."""
+        row = object.__new__(cls)
+        row.__dict__.update(zip(COLUMNS, values))
+        return row
 
     @classmethod
     def refresh_of(cls, event: ContactEvent) -> dict[str, Any]:
