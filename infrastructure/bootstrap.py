@@ -31,6 +31,8 @@ from infrastructure.application import Registrations
 from infrastructure.clock import Clock, SystemClock
 from infrastructure.commands import Command, ExpireDue
 from infrastructure.executor import GroupCommitExecutor
+from infrastructure.applied_once import AppliedOnce
+from infrastructure.gateway_policy import gateway_policy
 from infrastructure.gateway_port import ExecutorPort
 from infrastructure.horizon import HorizonTable
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
@@ -41,6 +43,7 @@ from infrastructure.serve import Gateway
 from infrastructure.settings import Settings, SettingsError
 from infrastructure.store import StoreError, StoreUrl, probe
 from infrastructure.store_locks import PRUNE, REBUILD, store_lock
+from infrastructure.udp_workers import UdpWorkers
 from projections import LocationView, UsrlocProjection, catch_up, position, rebuild_usrloc
 from projections.catch_up import apply_committed
 from projections.publisher import Composer, PublisherProjection, PublisherView, stored_history
@@ -50,10 +53,8 @@ from sip_gateway.client.publisher_client import PublisherClient
 from sip_gateway.client.subscription_keeper import SubscriptionKeeper
 from sip_gateway.reginfo import build_reginfo
 from sip_gateway.server.core import SipCore
-from sip_gateway.server.handlers import GatewayPolicy, RequestHandler
-from sip_gateway.server.notify_modes import notify_mode
-from sip_gateway.server.peers import TrustedPeers
-from sip_gateway.server.registrar import RegistrarPolicy
+from sip_gateway.server.handlers import RequestHandler
+from sip_gateway.server.ports import RegistrationPort
 from sip_gateway.sip import ServerTransactionLayer
 from sip_gateway.transport import TcpLimits, Transports
 
@@ -221,7 +222,8 @@ def build_gateway(service: Service) -> Gateway:
                                       header_timeout=listen.tcp_header_timeout,
                                       max_connections=listen.tcp_max_connections),
                             toward=hop.address if hop is not None else None,
-                            udp_buffer=listen.udp_receive_buffer)
+                            udp_buffer=listen.udp_receive_buffer,
+                            udp_workers=listen.udp_workers if listen.udp else 0)
     outbound = Outbound(transports)
 
     async def in_store(job, *args):
@@ -241,25 +243,18 @@ def build_gateway(service: Service) -> Gateway:
         keeper = SubscriptionKeeper(SubscriptionsInStore(service, executor.submit, in_store),
                                     outbound, subscriber=reginfo.server_address,
                                     proxy=reginfo.outbound_proxy, proxy_hop=hop, clock=clock)
-    mode = notify_mode(settings.notify.mode,
-                       accept_unsolicited=settings.notify.accept_unsolicited_notify)
-    port = ExecutorPort(executor, mode, max_bindings=settings.registrar.max_contacts or None,
-                        default_expires=settings.registrar.default_expires,
-                        subscribe_on_register=reginfo.subscribe_on_register and keeper is not None)
-    policy = GatewayPolicy(registrar=registrar_policy(settings),
-                           trusted=TrustedPeers(settings.security.trusted),
-                           notify_mode=mode, notify_reply_code=settings.notify.reply_code)
+    policy = gateway_policy(settings)
+    port: RegistrationPort = ExecutorPort(
+        executor, policy.notify_mode, max_bindings=settings.registrar.max_contacts or None,
+        default_expires=settings.registrar.default_expires,
+        subscribe_on_register=reginfo.subscribe_on_register and keeper is not None)
+    workers = None
+    if transports.udp_workers:
+        port = AppliedOnce(port)  # a retransmission may reach another process
+        workers = UdpWorkers(transports.udp_workers, settings, port)
     handler = RequestHandler(port, policy, clock, keeper)
     core = SipCore(handler, ServerTransactionLayer(), time.monotonic, client=outbound)
-    return Gateway(service, executor, transports, core, outbound, publisher, keeper)
-
-
-def registrar_policy(settings: Settings) -> RegistrarPolicy:
-    """The registrar's domains (default: the default domain, or any) and expiry limits."""
-    registrar, default_domain = settings.registrar, settings.reginfo.default_domain
-    domains = registrar.domains or ((default_domain,) if default_domain else ())
-    return RegistrarPolicy(tuple(domains), registrar.min_expires, registrar.max_expires,
-                           registrar.default_expires)
+    return Gateway(service, executor, transports, core, outbound, publisher, keeper, workers)
 
 
 def proxy_hop(proxy: str | None, listen) -> Hop | None:

@@ -35,11 +35,12 @@ from infrastructure.commands import ExpireDue, RequestSubscription
 from infrastructure.executor import STORE_DOWN, GroupCommitExecutor, StoreUnavailable
 from infrastructure.store import StoreUrl
 from infrastructure.store_locks import KEEPER, store_lock
+from infrastructure.udp_workers import UdpWorkers
 from sip_gateway.client.outbound import Outbound
 from sip_gateway.client.publisher_client import PublisherClient
 from sip_gateway.client.subscription_keeper import SubscriptionKeeper
 from sip_gateway.server.core import SipCore
-from sip_gateway.transport import Transports
+from sip_gateway.transport import Arrival, Transports
 
 if TYPE_CHECKING:
     from infrastructure.bootstrap import Service
@@ -52,6 +53,7 @@ LEAD_INTERVAL = 2.0  # seconds between checks of the subscription keeper lock
 SETTLE_TIMEOUT = 5.0  # seconds to drain the PUBLISH outbox and the SUBSCRIBEs in flight at shutdown
 RETENTION_DELAY = 60.0  # seconds from the start to the first prune of `retain_days`
 RETENTION_INTERVAL = 3600.0  # seconds between two prunes
+WORKER_ARRIVAL = Arrival(("", 0), "udp", ("", 0))  # responses: their source is not used
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Gateway:
     outbound: Outbound
     publisher: PublisherClient | None = None
     keeper: SubscriptionKeeper | None = None
+    workers: UdpWorkers | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
@@ -82,6 +85,8 @@ class Gateway:
             await self._in_store(self.service.catch_up_publisher)
         self.executor.on_commit(self._dirty.set)
         await self.transports.start(self.core)
+        if self.workers is not None:
+            await self.workers.start(self.transports.udp_addresses(), self._worker_response)
         jobs = [("projector", self._project), ("sweeper", self._sweep), ("timers", self._timers),
                 ("client-timers", self.outbound.run_timers)]
         if self.publisher is not None:
@@ -120,6 +125,8 @@ class Gateway:
         self.transports.stop_listening()  # no new TCP connections
         await self.core.drain()  # from here on a request gets 503; the UDP socket stays
         # open until the last PUBLISH and SUBSCRIBE had their answers, which arrive there
+        if self.workers is not None:
+            await self.workers.stop()  # they answer what they have in flight, and exit
         await self.transports.close_connections()
         if self.keeper is not None:
             for task in self.tasks:
@@ -138,6 +145,10 @@ class Gateway:
         await self._in_store(self.service.catch_up)
         self.store_thread.shutdown(wait=True)
         log.info("stopped")
+
+    def _worker_response(self, data: bytes) -> None:
+        """A response to one of our requests that the kernel gave a UDP worker."""
+        self.core.receive_datagram(data, WORKER_ARRIVAL, self.transports.send_datagram)
 
     # Background jobs -------------------------------------------------------------------
 

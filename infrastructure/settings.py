@@ -61,6 +61,9 @@ class SecuritySettings:
     trusted: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
 
+MAX_UDP_WORKERS = 64
+
+
 @dataclass(frozen=True)
 class ListenSettings:
     udp: tuple[str, ...] = ("127.0.0.1:5060",)
@@ -69,6 +72,7 @@ class ListenSettings:
     tcp_header_timeout: int = 10  # seconds a message may take to arrive completely
     tcp_max_connections: int = 1024
     udp_receive_buffer: int = 4 * 1024 * 1024  # bytes the kernel may queue per UDP socket
+    udp_workers: int = 0  # processes that take UDP requests beside serve's (0: serve alone)
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,15 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("[listen] tcp timeouts and tcp_max_connections must be positive")
     if listen.udp_receive_buffer < 65536:
         raise SettingsError("[listen] udp_receive_buffer must be at least 65536 bytes")
+    if not 0 <= listen.udp_workers <= MAX_UDP_WORKERS:
+        raise SettingsError(f"[listen] udp_workers must be 0 to {MAX_UDP_WORKERS}")
+    if listen.udp_workers and not hasattr(socket, "SO_REUSEPORT"):
+        raise SettingsError("[listen] udp_workers needs SO_REUSEPORT (Linux)")
+    if listen.udp_workers and reginfo.server_address:
+        # The NOTIFYs of our own SUBSCRIBE dialogs would reach a worker, which does not
+        # hold the dialogs (the subscription keeper runs in serve).
+        raise SettingsError("[listen] udp_workers cannot be used with [reginfo] "
+                            "server_address (subscriptions): set udp_workers = 0")
     if not settings.node.id:
         raise SettingsError("[node] id must not be empty")
     if settings.store.timeout <= 0 or settings.store.max_pending <= 0:

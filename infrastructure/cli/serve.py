@@ -11,6 +11,7 @@ import click
 from domain import PuaReginfoError
 from infrastructure.cli.options import service_from, store_options
 from infrastructure.bootstrap import Service, build_gateway
+from infrastructure.event_loop import loop_factory
 
 
 @click.command()
@@ -31,7 +32,7 @@ def serve(udp: tuple[str, ...], tcp: tuple[str, ...], log_level: str, store_url:
         listen["tcp"] = list(tcp)
     with service_from(store_url, config_file, listen=listen) as service:
         try:
-            with asyncio.Runner(loop_factory=_loop_factory(service.settings.node.event_loop)) \
+            with asyncio.Runner(loop_factory=loop_factory(service.settings.node.event_loop)) \
                     as runner:
                 runner.run(_serve(service))
         except OSError as error:
@@ -41,12 +42,3 @@ def serve(udp: tuple[str, ...], tcp: tuple[str, ...], log_level: str, store_url:
 async def _serve(service: Service) -> None:
     await build_gateway(service).run()
 
-
-def _loop_factory(name: str):
-    """The event loop `serve` runs on: uvloop's (libuv: cheaper sockets and callbacks),
-    or the standard library's."""
-    if name == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    return None

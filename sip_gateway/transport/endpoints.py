@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from sip_gateway.transport.delivery import Address, MessageSink
 from sip_gateway.transport.listeners import TcpLimits, TcpServer, UdpProtocol, address_text, parse_listen
+from sip_gateway.transport.reuseport import bind_shared, steer
 from sip_gateway.transport.stream_links import StreamLinks
 
 log = logging.getLogger("pua_reginfo.transport")
@@ -32,9 +33,10 @@ class Transports:
     """UDP and TCP listeners and our outbound TCP connections, all feeding one sink."""
 
     def __init__(self, udp: Sequence[str], tcp: Sequence[str], limits: TcpLimits | None = None,
-                 toward: Address | None = None, udp_buffer: int | None = None) -> None:
+                 toward: Address | None = None, udp_buffer: int | None = None,
+                 udp_workers: int = 0) -> None:
         self.udp_listen = [parse_listen(text) for text in udp]
-        self.udp_buffer = udp_buffer
+        self.udp_buffer, self.udp_workers = udp_buffer, udp_workers
         self.tcp_listen = [parse_listen(text) for text in tcp]
         self.limits, self.toward = limits or TcpLimits(), toward
         self.udp_local: Address | None = None  # sent-by of our requests over UDP
@@ -48,11 +50,9 @@ class Transports:
         """Bind every listener; from now on everything received goes to `sink`."""
         loop = asyncio.get_running_loop()
         for host, port in self.udp_listen:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda h=host, p=port: UdpProtocol(sink, (h, p)), local_addr=(host, port))
+            transport = await open_datagrams(sink, host, port, self.udp_buffer,
+                                             first=True, workers=self.udp_workers)
             self._datagrams.append(transport)
-            if self.udp_buffer:
-                grow_receive_buffer(transport.get_extra_info("socket"), self.udp_buffer)
             log.info("listening udp %s", address_text(transport.get_extra_info("sockname")))
         self.connections = TcpServer(sink, self.limits)
         for host, port in self.tcp_listen:
@@ -65,6 +65,10 @@ class Transports:
             self.udp_local = self._sent_by(self._datagrams[0].get_extra_info("sockname"))
         if self._servers:
             self.tcp_local = self._sent_by(self._servers[0].sockets[0].getsockname())
+
+    def udp_addresses(self) -> list[Address]:
+        """The addresses the UDP listeners are bound to (a port 0 resolved)."""
+        return [tuple(t.get_extra_info("sockname")[:2]) for t in self._datagrams]
 
     # ClientTransport ---------------------------------------------------------------------
 
@@ -101,6 +105,26 @@ class Transports:
 
     def _sent_by(self, sockname) -> Address:
         return reachable_host(sockname[0], self.toward), sockname[1]
+
+
+async def open_datagrams(sink: MessageSink, host: str, port: int, buffer: int | None, *,
+                         first: bool = True, workers: int = 0) -> asyncio.DatagramTransport:
+    """A UDP listener on (host, port) feeding `sink`. With UDP workers the socket joins
+    the address's reuseport group: serve's (`first`) creates it and steers it (see
+    reuseport.py), each worker's joins it."""
+    loop = asyncio.get_running_loop()
+    if workers or not first:
+        sock = bind_shared(host, port, first)
+        if first:
+            steer(sock, workers)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: UdpProtocol(sink, (host, port)), sock=sock)
+    else:
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: UdpProtocol(sink, (host, port)), local_addr=(host, port))
+    if buffer:
+        grow_receive_buffer(transport.get_extra_info("socket"), buffer)
+    return transport
 
 
 def grow_receive_buffer(sock, size: int) -> int:

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from domain import Binding, ContactUpdate
-from infrastructure.bootstrap import registrar_policy
+from infrastructure.gateway_policy import registrar_policy
 from infrastructure.settings import load_settings
 from sip_gateway.errors import Forbidden, IntervalTooBrief, MalformedMessage, PeerError
 from sip_gateway.server.registrar import RegisterCommand, RegistrarPolicy, read_register, register_ok
