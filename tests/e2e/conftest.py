@@ -161,3 +161,17 @@ def sipp() -> str:
     if path is None:
         pytest.fail("sipp is needed (Debian package sip-tester; scripts/test installs it)")
     return path
+
+
+def wait_for_workers(gateway: RunningGateway, count: int, timeout: float = 30.0,
+                     already: int = 0) -> None:
+    """Wait until `count` UDP workers (beyond `already` earlier ones) logged that they
+    serve (serve answers OPTIONS itself before its workers are up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if gateway.log().count("] ready (pid ") >= already + count:
+            return
+        if not gateway.alive():
+            raise AssertionError(f"serve exited:\n{gateway.log()}")
+        time.sleep(0.05)
+    raise AssertionError(f"{count} udp worker(s) not ready in {timeout} s:\n{gateway.log()}")

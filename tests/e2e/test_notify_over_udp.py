@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from domain import ContactUpdate, RegisterRequest
 from infrastructure.cli import cli
 from infrastructure.commands import Register
-from tests.e2e.conftest import HOST
+from tests.e2e.conftest import HOST, wait_for_workers
 from tests.integration.notify_cases import cases
 from tests.support import open_test_service
 
@@ -50,12 +50,18 @@ def expected_status(stdout: str, stderr: str, reply_code: int) -> int:
     return int(found.group(1)) if found else 400
 
 
-@pytest.mark.parametrize("mode, reply_code", [("kamailio", 202), ("rfc", 200)])
-def test_fixture_notifies_over_udp_match_handle_notify(gateways, tmp_path, mode, reply_code):
+@pytest.mark.parametrize("mode, reply_code, workers",
+                         [("kamailio", 202, 0), ("rfc", 200, 0), ("kamailio", 202, 2)])
+def test_fixture_notifies_over_udp_match_handle_notify(gateways, tmp_path, mode, reply_code,
+                                                       workers):
+    """With UDP workers too: the workers answer, serve commits."""
     served = f"sqlite:///{tmp_path / f'served-{mode}.db'}"
     offline = f"sqlite:///{tmp_path / f'offline-{mode}.db'}"
     gateway = gateways.start(served, f'[notify]\nmode = "{mode}"\nreply_code = {reply_code}\n'
-                                      "accept_unsolicited_notify = true\n")
+                                      "accept_unsolicited_notify = true\n"
+                                      f"[listen]\nudp_workers = {workers}\n")
+    if workers:
+        wait_for_workers(gateway, workers)
     runner = CliRunner()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((HOST, 0))
@@ -76,6 +82,8 @@ def test_fixture_notifies_over_udp_match_handle_notify(gateways, tmp_path, mode,
                 f"{case.stem}: served {status}, handle-notify {result.stdout.strip()} {result.stderr}")
             assert table(served) == table(offline), case.stem
     assert gateway.alive()
+    if workers:
+        assert re.search(r"\[udp worker \d\] method=NOTIFY", gateway.log())
 
 
 def _register_carol_offline(store: str) -> None:

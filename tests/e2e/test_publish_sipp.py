@@ -23,7 +23,7 @@ import pytest
 from domain.reginfo import ReginfoDocument
 from sip_gateway.reginfo import parse_reginfo, validate_reginfo
 from sip_gateway.sip import SipResponse, parse_message
-from tests.e2e.conftest import HOST, Gateways, RunningGateway, free_port
+from tests.e2e.conftest import HOST, Gateways, RunningGateway, free_port, wait_for_workers
 from tests.e2e.sipp_peer import SippPeer, TracedMessage, sipp_peers  # noqa: F401 (fixture)
 
 AOR = "sip:alice@example.com"
@@ -44,14 +44,14 @@ def proxy_uri(sipp_port: int, transport: str = "udp") -> str:
     return f"sip:{HOST}:{sipp_port}" + (";transport=tcp" if transport == "tcp" else "")
 
 
-def publish_config(port: int, sipp_port: int, transport: str = "udp") -> str:
+def publish_config(port: int, sipp_port: int, transport: str = "udp", workers: int = 0) -> str:
     """serve on 127.0.0.1:port, PUBLISHing through sipp on sipp_port over `transport`;
-    min_expires 1 s."""
+    min_expires 1 s. With UDP workers, no server_address (no subscriptions then)."""
     return (f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = ["{HOST}:{port}"]\n'
-            f"[registrar]\nmin_expires = 1\n"
+            f"udp_workers = {workers}\n[registrar]\nmin_expires = 1\n"
             f'[reginfo]\ndefault_domain = "example.com"\npublish_reginfo = true\n'
             f'outbound_proxy = "{proxy_uri(sipp_port, transport)}"\n'
-            f'server_address = "sip:reginfo@{HOST}:{port}"\n')
+            + ("" if workers else f'server_address = "sip:reginfo@{HOST}:{port}"\n'))
 
 
 @dataclass
@@ -62,14 +62,17 @@ class Setup:
     port: int
     transport: str = "udp"
     gateway: RunningGateway | None = None
+    workers: int = 0
 
     @property
     def config(self) -> str:
-        return publish_config(self.port, self.peer.port, self.transport)
+        return publish_config(self.port, self.peer.port, self.transport, self.workers)
 
     def start_gateway(self) -> RunningGateway:
         self.gateway = self.gateways.start(self.store_url, self.config)
         assert self.gateway.port == self.port
+        if self.workers:
+            wait_for_workers(self.gateway, self.workers)
         return self.gateway
 
     def context(self) -> str:
@@ -77,13 +80,13 @@ class Setup:
 
 
 def start(gateways, sqlite_url, sipp_peers, scenario: str = "presence-server.xml",
-          transport: str = "udp") -> Setup:
+          transport: str = "udp", workers: int = 0) -> Setup:
     sipp_port = free_port()
     peer = sipp_peers.start(scenario, sipp_port, transport=transport)
     port = free_port()
     while port == sipp_port:
         port = free_port()
-    setup = Setup(gateways, sqlite_url, peer, port, transport)
+    setup = Setup(gateways, sqlite_url, peer, port, transport, workers=workers)
     setup.start_gateway()
     return setup
 
@@ -343,12 +346,13 @@ def explain(setup: Setup) -> str:
 
 # --- tests ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
-def test_publish_sequence(gateways, sqlite_url, sipp_peers, transport):
+@pytest.mark.parametrize("transport, workers", [("udp", 0), ("tcp", 0), ("udp", 2)])
+def test_publish_sequence(gateways, sqlite_url, sipp_peers, transport, workers):
     """register A, refresh A, add B, de-register B, Contact: * (terminated document, then
     removal), register C for 3 s and let it expire (expired document, then removal); the
-    same over a TCP connection to the presence server (`;transport=tcp`)."""
-    setup = start(gateways, sqlite_url, sipp_peers, transport=transport)
+    same over a TCP connection to the presence server (`;transport=tcp`), and with UDP
+    workers taking the REGISTERs (the PUBLISH answers are steered to serve)."""
+    setup = start(gateways, sqlite_url, sipp_peers, transport=transport, workers=workers)
     ua = RegisteringUA(setup.port)
     bindings = Bindings(ua)
     publishes = Publishes(setup)
