@@ -4,7 +4,7 @@ lab's four benchmark tests, the CPU per request and the memory at that rate.
     python3 bench/vs_kamailio.py [--quick] [--tests notify-1c,notify-5c,register-publish,register]
                                  [--systems kamailio,sqlite,postgresql] [--seconds 10]
                                  [--start-kamailio 1000] [--start-ours 125] [--max-rate 32000]
-                                 [--json FILE]
+                                 [--udp-workers 2] [--json FILE]
 
 Systems, each on UDP 127.0.0.1:5070, which the lab's sipp scenarios target (the command
 refuses to start while 5070 or 5080 is taken):
@@ -15,7 +15,9 @@ refuses to start while 5070 or 5080 is taken):
   KAMLAB_REG_CTL a ctl socket in the step folder;
 - sqlite, postgresql: `python3 -m infrastructure.cli serve --log-level WARNING` on a fresh
   store (bench/stores.py), [notify] mode "kamailio" with unsolicited NOTIFYs accepted and
-  answered 202, [registrar] domains and [reginfo] default_domain example.com, no TCP.
+  answered 202, [registrar] domains and [reginfo] default_domain example.com, no TCP,
+  [listen] udp_workers = --udp-workers (2, as Kamailio's 2 UDP workers; 0: serve alone).
+  The step waits until serve's process tree holds its workers.
 
 Tests (the lab's scenarios in bench/kamailio/, unchanged; sipp injects 1,000 AoRs b0001..
 b1000 in turn, so each AoR is hit again every 1,000 calls, as the lab's bench.sh does):
@@ -210,10 +212,10 @@ def running_kamailio(folder: Path, publish: bool) -> Iterator[subprocess.Popen]:
         yield process
 
 
-def serve_config(publish: bool) -> str:
+def serve_config(publish: bool, workers: int = 0) -> str:
     reginfo = (f'publish_reginfo = true\noutbound_proxy = "sip:{HOST}:{SINK_PORT}"\n'
                if publish else 'publish_reginfo = false\n')
-    return (f'[listen]\nudp = ["{HOST}:{PORT}"]\ntcp = []\n'
+    return (f'[listen]\nudp = ["{HOST}:{PORT}"]\ntcp = []\nudp_workers = {workers}\n'
             '[registrar]\ndomains = ["example.com"]\n'
             f'[reginfo]\ndefault_domain = "example.com"\n{reginfo}'
             '[notify]\nmode = "kamailio"\naccept_unsolicited_notify = true\nreply_code = 202\n'
@@ -256,9 +258,18 @@ def db_backends(store_url: str) -> list[int]:
     return [pid for (pid,) in rows]
 
 
+def wait_for_children(process: subprocess.Popen, count: int, timeout: float = 20.0) -> None:
+    """Until serve's process tree holds `count` processes beside serve (its UDP workers)."""
+    deadline = time.monotonic() + timeout
+    while len(tree(process.pid)) < 1 + count:
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"serve's {count} udp workers did not start")
+        time.sleep(0.05)
+
+
 # --- one step, one search ------------------------------------------------------------------
 
-def measure(step: Step, folder: Path, users: Path) -> None:
+def measure(step: Step, folder: Path, users: Path, workers: int = 0) -> None:
     scenario, publish = TESTS[step.test]
     wait_ports_free(PORTS)
     with ExitStack() as stack:
@@ -269,7 +280,8 @@ def measure(step: Step, folder: Path, users: Path) -> None:
         else:
             store_url = stack.enter_context(empty_store(step.system, folder))
             process = stack.enter_context(
-                running_serve(store_url, folder, serve_config(publish), PORT))
+                running_serve(store_url, folder, serve_config(publish, workers), PORT))
+            wait_for_children(process, workers)
         step.pids[step.system] = process.pid
         time.sleep(1)
         backends = db_backends(store_url) if step.system == "postgresql" else []
@@ -305,13 +317,13 @@ def measure(step: Step, folder: Path, users: Path) -> None:
 
 
 def run_step(test: str, system: str, rate: int, seconds: float, run_dir: Path,
-             users: Path) -> Step:
+             users: Path, workers: int = 0) -> Step:
     step = Step(test, system, rate, calls=int(max(rate * seconds, 100 * seconds)))
     folder = run_dir / f"{test}-{system}-{rate}"
     folder.mkdir()
     step.folder = str(folder)
     try:
-        measure(step, folder, users)
+        measure(step, folder, users, workers)
     except RuntimeError as error:
         step.problems.append(str(error))
     for leftover in (*folder.glob("bench.db*"), *folder.glob("pua.db*")):
@@ -345,11 +357,11 @@ def sipp_events(path: Path) -> str:
 
 
 def search(test: str, system: str, start: int, limit: int, seconds: float, run_dir: Path,
-           users: Path) -> list[Step]:
+           users: Path, workers: int = 0) -> list[Step]:
     """Double from `start` while steps pass (up to `limit`), then bisect once."""
     steps, rate = [], start
     while True:
-        steps.append(run_step(test, system, rate, seconds, run_dir, users))
+        steps.append(run_step(test, system, rate, seconds, run_dir, users, workers))
         if not steps[-1].passed or rate * 2 > limit:
             break
         rate *= 2
@@ -357,7 +369,7 @@ def search(test: str, system: str, start: int, limit: int, seconds: float, run_d
     failing = [step.rate for step in steps if not step.passed]
     if passing and failing and failing[0] - passing[-1] > 1:
         middle = (passing[-1] + failing[0]) // 2
-        steps.append(run_step(test, system, middle, seconds, run_dir, users))
+        steps.append(run_step(test, system, middle, seconds, run_dir, users, workers))
     return steps
 
 
@@ -431,6 +443,8 @@ def main() -> None:
     parser.add_argument("--start-kamailio", type=int, default=1000, help="first rate (1000/s)")
     parser.add_argument("--start-ours", type=int, default=125, help="first rate (125/s)")
     parser.add_argument("--max-rate", type=int, default=32000, help="highest rate (32000/s)")
+    parser.add_argument("--udp-workers", type=int, default=2,
+                        help="serve's [listen] udp_workers (2, as Kamailio's UDP workers)")
     parser.add_argument("--json", type=Path, help="write every step's results here")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what we started, as Ctrl-C
@@ -455,14 +469,15 @@ def main() -> None:
               "ours": (args.start_ours, min(args.max_rate, 4000 if args.quick else args.max_rate))}
     print(f"{os.cpu_count()} CPUs, {seconds:g} s per step, tests {', '.join(tests)}, systems "
           f"{', '.join(systems)}; start/limit Kamailio {limits['kamailio']}, ours "
-          f"{limits['ours']}; logs in {run_dir}", file=sys.stderr, flush=True)
+          f"{limits['ours']}; serve's udp_workers {args.udp_workers}; logs in {run_dir}", file=sys.stderr, flush=True)
     results: dict[tuple[str, str], list[Step]] = {}
     started = time.monotonic()
     try:
         for test in tests:
             for system in systems:
                 start, limit = limits["kamailio" if system == "kamailio" else "ours"]
-                results[test, system] = search(test, system, start, limit, seconds, run_dir, users)
+                results[test, system] = search(test, system, start, limit, seconds, run_dir,
+                                               users, args.udp_workers)
     finally:
         if args.json:
             args.json.write_text(json.dumps(
