@@ -53,7 +53,7 @@ from sip_gateway.client.publisher_client import PublisherClient
 from sip_gateway.client.subscription_keeper import SubscriptionKeeper
 from sip_gateway.reginfo import build_reginfo
 from sip_gateway.server.core import SipCore
-from sip_gateway.server.handlers import RequestHandler
+from sip_gateway.server.handlers import ClaimingApplier, RequestHandler
 from sip_gateway.server.ports import RegistrationPort
 from sip_gateway.sip import ServerTransactionLayer
 from sip_gateway.transport import TcpLimits, Transports
@@ -251,8 +251,10 @@ def build_gateway(service: Service) -> Gateway:
     workers = None
     if transports.udp_workers:
         port = AppliedOnce(port)  # a retransmission may reach another process
-        workers = UdpWorkers(transports.udp_workers, settings, port)
-    handler = RequestHandler(port, policy, clock, keeper)
+    notifies = ClaimingApplier(port, keeper)
+    if transports.udp_workers:
+        workers = UdpWorkers(transports.udp_workers, settings, port, notifies)
+    handler = RequestHandler(port, policy, clock, keeper, notifies)
     core = SipCore(handler, ServerTransactionLayer(), time.monotonic, client=outbound)
     return Gateway(service, executor, transports, core, outbound, publisher, keeper, workers)
 

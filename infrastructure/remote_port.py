@@ -16,8 +16,10 @@ from typing import Any
 from domain import Binding, PuaReginfoError, RegisterRequest
 from domain.notify_rfc import NotifyResult
 from infrastructure.process_link import LinkClosed, ProcessLink
+from sip_gateway.client.subscribe_request import notify_dialog_part
 from sip_gateway.errors import ServiceUnavailable
 from sip_gateway.server.notify_modes import NotifyIntake
+from sip_gateway.sip import SipRequest
 
 AWAY_RETRY_AFTER = 5  # seconds a UA is asked to wait while serve cannot be reached
 
@@ -49,9 +51,11 @@ class ForwardedError(RuntimeError):
 
 
 class RemotePort:
-    """RegistrationPort over a process link to serve."""
+    """The worker's RegistrationPort (REGISTER) and NotifyApplier (NOTIFY), over a
+    process link to serve."""
 
-    def __init__(self) -> None:
+    def __init__(self, dialogs: bool = False) -> None:
+        self.dialogs = dialogs  # serve keeps SUBSCRIBE dialogs: send what claims a NOTIFY
         self.link: ProcessLink | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future] = {}
@@ -62,8 +66,11 @@ class RemotePort:
     async def register(self, aor: str, request: RegisterRequest | None) -> list[Binding]:
         return await self._call("register", aor, request)
 
-    async def notify(self, intake: NotifyIntake, claimed: bool) -> NotifyResult:
-        return await self._call("notify", intake, claimed)
+    async def apply(self, intake: NotifyIntake, request: SipRequest | None) -> NotifyResult:
+        """A NOTIFY (NotifyApplier): serve claims it for its SUBSCRIBE dialogs, if it keeps
+        any, from the headers those read, and applies it."""
+        dialog = notify_dialog_part(request) if self.dialogs and request is not None else None
+        return await self._call("notify", intake, dialog)
 
     def on_result(self, number: int, value: Any) -> None:
         future = self._waiting.pop(number, None)

@@ -1,7 +1,8 @@
 """`serve`: the lifecycle of a gateway built by the composition root (bootstrap).
 
 Start: the executor, the publisher's first catch-up, the transports (every socket then
-delivers to the SIP core), and the background jobs: after every commit the usrloc and
+delivers to the SIP core), the UDP workers if `[listen] udp_workers` asks for them
+(infrastructure/udp_workers.py; serve waits until they serve), and the background jobs: after every commit the usrloc and
 publisher projections catch up (on the store thread, at most every 5 ms); the sweeper
 records `expired` for lapsed bindings every second; server transactions expire on their
 timers; the PUBLISH client and, while this node holds the store's keeper lock, the
@@ -10,7 +11,7 @@ runs RETENTION_DELAY after the start and every RETENTION_INTERVAL after, on a th
 own (the store thread keeps committing meanwhile), on one node at a time (the store's prune
 lock: a node that finds it taken skips its turn). Stop (SIGTERM/SIGINT): no new TCP
 connections, a prune running stops after its batch, in-flight requests finish (503 from
-then on), TCP peers are closed, SUBSCRIBEs in flight settle, the executor and the PUBLISH
+then on), the UDP workers finish theirs and exit, TCP peers are closed, SUBSCRIBEs in flight settle, the executor and the PUBLISH
 outbox drain (the UDP socket stays open for their answers), then every socket closes and
 the view catches up a last time.
 Once started, what startup built (modules, settings, parsers, the store's connections) is

@@ -290,11 +290,6 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"[listen] udp_workers must be 0 to {MAX_UDP_WORKERS}")
     if listen.udp_workers and not hasattr(socket, "SO_REUSEPORT"):
         raise SettingsError("[listen] udp_workers needs SO_REUSEPORT (Linux)")
-    if listen.udp_workers and reginfo.server_address:
-        # The NOTIFYs of our own SUBSCRIBE dialogs would reach a worker, which does not
-        # hold the dialogs (the subscription keeper runs in serve).
-        raise SettingsError("[listen] udp_workers cannot be used with [reginfo] "
-                            "server_address (subscriptions): set udp_workers = 0")
     if not settings.node.id:
         raise SettingsError("[node] id must not be empty")
     if settings.store.timeout <= 0 or settings.store.max_pending <= 0:

@@ -78,8 +78,10 @@ class UdpWorker:
         if configured is None:
             return  # serve went away before it told us anything
         settings, addresses = configured
-        core = SipCore(RequestHandler(self.port, gateway_policy(settings), SystemClock().now),
-                       ServerTransactionLayer(), time.monotonic,
+        self.port.dialogs = settings.reginfo.server_address is not None
+        handler = RequestHandler(self.port, gateway_policy(settings), SystemClock().now,
+                                 notifies=self.port)
+        core = SipCore(handler, ServerTransactionLayer(), time.monotonic,
                        client=_ResponsesToServe(self.link))
         datagrams = [await open_datagrams(core, host, port, settings.listen.udp_receive_buffer,
                                           first=False) for host, port in addresses]

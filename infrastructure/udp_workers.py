@@ -2,8 +2,9 @@
 
 With `[listen] udp_workers = N`, serve starts N worker processes (infrastructure/
 udp_worker.py), each linked to serve by a socketpair. A worker sends "call" messages
-(a REGISTER or NOTIFY to apply); serve runs each on its own port, the group-commit
-executor, as it runs its own requests, and sends back the result or the error. A worker
+(a REGISTER or NOTIFY to apply); serve runs each as it runs its own requests (a NOTIFY
+claimed first by the subscription keeper when it is in one of our dialogs, then the
+group-commit executor) and sends back the result or the error. A worker
 that exits for any reason is started again after RESTART_DELAY; meanwhile the kernel
 gives its share of the datagrams to the others and to serve (reuseport.py). On stop,
 each worker is told to finish: it answers what it has in flight and exits; one that has
@@ -27,6 +28,7 @@ from infrastructure.process_link import LinkClosed, Message, ProcessLink
 from infrastructure.remote_port import CALL, ERROR, RESULT, portable
 from infrastructure.settings import Settings
 from infrastructure.udp_worker import READY, RESPONSE, SETTINGS, STOP
+from sip_gateway.server.handlers import NotifyApplier
 from sip_gateway.server.ports import RegistrationPort
 from sip_gateway.transport import Address
 
@@ -34,7 +36,6 @@ log = logging.getLogger("pua_reginfo.serve")
 RESTART_DELAY = 1.0  # seconds before a worker that exited is started again
 START_TIMEOUT = 20.0  # seconds serve waits for its workers to be ready before it serves anyway
 STOP_TIMEOUT = 10.0  # seconds a stopping worker has to finish before it is killed
-PORT_METHODS = ("register", "notify")  # what a worker may ask of serve's port
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -47,8 +48,10 @@ class _Worker:
 
 
 class UdpWorkers:
-    def __init__(self, count: int, settings: Settings, port: RegistrationPort) -> None:
-        self.count, self.settings, self.port = count, settings, port
+    def __init__(self, count: int, settings: Settings, port: RegistrationPort,
+                 notifies: NotifyApplier) -> None:
+        self.count, self.settings = count, settings
+        self.methods = {"register": port.register, "notify": notifies.apply}
         self.workers: dict[int, _Worker] = {}
         self._keepers: list[asyncio.Task] = []
         self._answers: set[asyncio.Task] = set()
@@ -160,9 +163,10 @@ class UdpWorkers:
 
     async def _answer(self, link: ProcessLink, number: int, method: str, args: tuple) -> None:
         try:
-            if method not in PORT_METHODS:
+            run = self.methods.get(method)
+            if run is None:
                 raise ValueError(f"a worker asked for {method!r}")
-            reply: tuple[Any, ...] = (RESULT, number, await getattr(self.port, method)(*args))
+            reply: tuple[Any, ...] = (RESULT, number, await run(*args))
         except Exception as error:
             if not isinstance(error, PuaReginfoError):
                 log.error("a udp worker's %s failed", method, exc_info=error)

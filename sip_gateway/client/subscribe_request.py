@@ -134,6 +134,17 @@ def subscribe_response_fields(response: SipResponse) -> dict:
     }
 
 
+DIALOG_HEADERS = ("Call-ID", "From", "To", "Subscription-State", "Contact", "Record-Route")
+
+
+def notify_dialog_part(request: SipRequest) -> SipRequest:
+    """The part of a NOTIFY a SUBSCRIBE dialog reads (`notify_fields`), without its body
+    and other headers: what a UDP worker sends to the process holding the dialogs."""
+    found = [(name, value) for name in DIALOG_HEADERS
+             for value in request.headers.get_all(name)]
+    return SipRequest(request.method, request.uri, request.version, Headers(found))
+
+
 def notify_fields(request: SipRequest) -> dict | None:
     """What `SubscriberDialog.on_notify` reads from a NOTIFY in our dialog (RFC 6665 4.1.3:
     Call-ID, tags, Subscription-State, Contact, Record-Route); None when unreadable."""

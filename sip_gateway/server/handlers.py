@@ -13,7 +13,8 @@ from typing import Protocol
 
 from domain import PuaReginfoError
 from sip_gateway.errors import Forbidden, MethodNotAllowed, PeerError, UnknownSubscription
-from sip_gateway.server.notify_modes import NotifyMode
+from domain.notify_rfc import NotifyResult
+from sip_gateway.server.notify_modes import NotifyIntake, NotifyMode
 from sip_gateway.server.peers import TrustedPeers
 from sip_gateway.server.ports import RegistrationPort
 from sip_gateway.server.registrar import RegistrarPolicy, read_register, register_ok
@@ -40,10 +41,36 @@ class DialogWatcher(Protocol):
     def version_gap(self, request: SipRequest) -> None: ...
 
 
+class NotifyApplier(Protocol):
+    async def apply(self, intake: NotifyIntake, request: SipRequest | None) -> NotifyResult:
+        """Apply a NOTIFY's document; `request` (None: known to be outside our dialogs)
+        lets a SUBSCRIBE dialog of ours claim it."""
+
+
+class ClaimingApplier:
+    """A NOTIFY in one of our SUBSCRIBE dialogs is claimed by the watcher first (the
+    dialog learns of it), then applied through the port; a version gap makes that
+    dialog ask for full state (RFC 3680 4.4)."""
+
+    def __init__(self, port: RegistrationPort, watcher: DialogWatcher | None = None) -> None:
+        self.port, self.watcher = port, watcher
+
+    async def apply(self, intake: NotifyIntake, request: SipRequest | None) -> NotifyResult:
+        watcher = self.watcher
+        claimed = watcher is not None and request is not None and watcher.claim(request)
+        result = await self.port.notify(intake, claimed)
+        if claimed and result.gap:
+            watcher.version_gap(request)
+        return result
+
+
 class RequestHandler:
+    """`notifies`: where NOTIFYs are applied (default: the port, claimed by `watcher`)."""
+
     def __init__(self, port: RegistrationPort, policy: GatewayPolicy, clock: Callable[[], float],
-                 watcher: DialogWatcher | None = None):
+                 watcher: DialogWatcher | None = None, notifies: NotifyApplier | None = None):
         self.port, self.policy, self.clock, self.watcher = port, policy, clock, watcher
+        self.notifies = notifies or ClaimingApplier(port, watcher)
 
     async def handle(self, request: SipRequest, arrival: Arrival) -> SipResponse:
         """The response to `request`."""
@@ -68,10 +95,7 @@ class RequestHandler:
 
     async def _notify(self, request: SipRequest) -> SipResponse:
         intake = self.policy.notify_mode.read(request)
-        claimed = self.watcher is not None and self.watcher.claim(request)
-        result = await self.port.notify(intake, claimed)
-        if claimed and result.gap:
-            self.watcher.version_gap(request)
+        result = await self.notifies.apply(intake, request)
         if result.unknown_subscription:
             raise UnknownSubscription(result.reason or "no subscription matches this dialog")
         if result.code == -1:

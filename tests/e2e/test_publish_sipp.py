@@ -46,12 +46,12 @@ def proxy_uri(sipp_port: int, transport: str = "udp") -> str:
 
 def publish_config(port: int, sipp_port: int, transport: str = "udp", workers: int = 0) -> str:
     """serve on 127.0.0.1:port, PUBLISHing through sipp on sipp_port over `transport`;
-    min_expires 1 s. With UDP workers, no server_address (no subscriptions then)."""
+    min_expires 1 s."""
     return (f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = ["{HOST}:{port}"]\n'
             f"udp_workers = {workers}\n[registrar]\nmin_expires = 1\n"
             f'[reginfo]\ndefault_domain = "example.com"\npublish_reginfo = true\n'
             f'outbound_proxy = "{proxy_uri(sipp_port, transport)}"\n'
-            + ("" if workers else f'server_address = "sip:reginfo@{HOST}:{port}"\n'))
+            f'server_address = "sip:reginfo@{HOST}:{port}"\n')
 
 
 @dataclass

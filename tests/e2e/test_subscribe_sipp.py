@@ -17,6 +17,8 @@ import re
 import time
 from dataclasses import dataclass
 
+import pytest
+
 from tests.e2e.conftest import HOST, Gateways, RunningGateway, free_port
 from tests.e2e.sipp_peer import SippPeer, TracedMessage, sipp_peers  # noqa: F401 (fixture)
 
@@ -31,9 +33,10 @@ Exchange = tuple[TracedMessage, TracedMessage | None]
 
 # --- the gateway: serve with a [[subscribe]] table ------------------------------------------
 
-def subscribe_config(port: int, sipp_port: int, subscribe: bool) -> str:
+def subscribe_config(port: int, sipp_port: int, subscribe: bool, workers: int = 0) -> str:
     """serve on 127.0.0.1:port, SUBSCRIBEing through sipp on sipp_port; no PUBLISH."""
     text = (f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = ["{HOST}:{port}"]\n'
+            f"udp_workers = {workers}\n"
             f'[registrar]\ndomains = ["example.com"]\n[node]\nid = "e2e"\n'
             f'[reginfo]\ndefault_domain = "example.com"\npublish_reginfo = false\n'
             f'outbound_proxy = "sip:{HOST}:{sipp_port}"\n'
@@ -72,15 +75,23 @@ class Setup:
 
 
 def start(gateways, sqlite_url, sipp_peers, scenario: str, granted: int, *,
-          subscribe: bool = True) -> Setup:
+          subscribe: bool = True, workers: int = 0) -> Setup:
     sipp_port = free_port()
     peer = sipp_peers.start(scenario, sipp_port, keys={"granted": granted})
     port = free_port()
     while port == sipp_port:
         port = free_port()
-    setup = Setup(gateways, sqlite_url, peer, port, subscribe_config(port, sipp_port, subscribe))
+    setup = Setup(gateways, sqlite_url, peer, port,
+                  subscribe_config(port, sipp_port, subscribe, workers))
     setup.start_gateway()
     return setup
+
+
+def answered_by_workers(setup: Setup) -> None:
+    """Every NOTIFY was taken by a UDP worker (and claimed in serve, which keeps the dialog)."""
+    log = setup.gateway.log()
+    assert re.search(r"\[udp worker \d\] method=NOTIFY", log), log
+    assert not re.search(r"INFO pua_reginfo\.sip method=NOTIFY", log), log
 
 
 # --- checks ------------------------------------------------------------------------------
@@ -153,10 +164,13 @@ def run_checks(setup: Setup, checks) -> None:
 
 # --- tests ---------------------------------------------------------------------------------
 
-def test_subscribe_notify_and_refresh(gateways, sqlite_url, sipp_peers):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_subscribe_notify_and_refresh(gateways, sqlite_url, sipp_peers, workers):
     """SUBSCRIBE -> 200 (Expires 10) and NOTIFY version 0 -> the gateway answers 200 and
-    stores the contact (origin notify); about 5 s before expiry a refresh in the dialog."""
-    setup = start(gateways, sqlite_url, sipp_peers, "notifier.xml", granted=10)
+    stores the contact (origin notify); about 5 s before expiry a refresh in the dialog.
+    With UDP workers too: they take the NOTIFYs, serve's keeper claims them."""
+    setup = start(gateways, sqlite_url, sipp_peers, "notifier.xml", granted=10,
+                  workers=workers)
 
     def checks():
         [first] = setup.subscribes(1)
@@ -171,6 +185,8 @@ def test_subscribe_notify_and_refresh(gateways, sqlite_url, sipp_peers):
         lead = refresh[0].time - first[1].time
         assert 3.5 <= lead <= 7.5, f"refresh {lead:.1f} s after the 200, expected about 5 s"
         check_accepted(setup.notifies(2))
+        if workers:
+            answered_by_workers(setup)
     run_checks(setup, checks)
 
 
@@ -194,11 +210,13 @@ def test_481_to_refresh_subscribes_afresh(gateways, sqlite_url, sipp_peers):
     run_checks(setup, checks)
 
 
-def test_version_gap_asks_for_full_state(gateways, sqlite_url, sipp_peers):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_version_gap_asks_for_full_state(gateways, sqlite_url, sipp_peers, workers):
     """NOTIFY version 0 (full), then version 2 (partial): both answered 200, then a
     SUBSCRIBE in the dialog at once (the refresh would be ~55 s away) and its full-state
-    NOTIFY version 3 is accepted; both contacts are stored."""
-    setup = start(gateways, sqlite_url, sipp_peers, "notifier-gap.xml", granted=60)
+    NOTIFY version 3 is accepted; both contacts are stored. With UDP workers too."""
+    setup = start(gateways, sqlite_url, sipp_peers, "notifier-gap.xml", granted=60,
+                  workers=workers)
 
     def checks():
         [first] = setup.subscribes(1)
@@ -212,6 +230,8 @@ def test_version_gap_asks_for_full_state(gateways, sqlite_url, sipp_peers):
         rows = notified_bindings(setup.gateway, 2)
         assert sorted(rows) == [NOTIFIED, NOTIFIED_2], rows
         assert {row["origin"] for row in rows.values()} == {"notify"}
+        if workers:
+            answered_by_workers(setup)
     run_checks(setup, checks)
 
 

@@ -43,9 +43,6 @@ def test_the_aor_policy_follows_usrloc_and_default_domain():
     ({"PUA_REGINFO_STORE_RETAIN_DAYS": "30.5"}, "[store] retain_days must be a whole number"),
     ({"PUA_REGINFO_LISTEN_UDP_WORKERS": "-1"}, "[listen] udp_workers must be 0 to 64"),
     ({"PUA_REGINFO_LISTEN_UDP_WORKERS": "65"}, "[listen] udp_workers must be 0 to 64"),
-    ({"PUA_REGINFO_LISTEN_UDP_WORKERS": "2",
-      "PUA_REGINFO_REGINFO_SERVER_ADDRESS": "sip:reginfo@127.0.0.1"},
-     "udp_workers cannot be used with [reginfo] server_address"),
 ])
 def test_inconsistent_values_are_refused_with_the_key_named(env, message):
     with pytest.raises(SettingsError) as error:

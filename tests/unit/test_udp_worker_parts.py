@@ -189,7 +189,7 @@ def test_remote_port_returns_results_and_raises_errors_by_number():
         link.connection_made(FakeTransport())
         port.attach(link)
         first = asyncio.ensure_future(port.register("sip:a@example.com", None))
-        second = asyncio.ensure_future(port.notify(NotifyIntake(None), False))
+        second = asyncio.ensure_future(port.apply(NotifyIntake(None), None))
         await asyncio.sleep(0)
         port.on_error(2, *portable(IntervalTooBrief(60)))
         port.on_result(1, ["bindings"])
