@@ -2,6 +2,7 @@
 
     python3 bench/publish_pipeline.py [--registers 2000] [--window 16 | --rate 500] [--repeat 3]
                                       [--stores sqlite,postgresql] [--transports udp,tcp]
+                                      [--udp-workers 0]
 
 A Python client keeps `--window` REGISTERs in flight over UDP (each a new AoR, one
 Contact, Expires 3600) until `--registers` were answered 200; with `--rate`, it sends them
@@ -13,7 +14,9 @@ then on once per transport. Printed per store and transport: REGISTERs/s off and
 (medians), their ratio, PUBLISHes received,
 and the lag from a REGISTER's 200 OK to its AoR's PUBLISH arriving (median, p95 and p99 of
 the median run). Every REGISTER must be answered 200 and every AoR published exactly once,
-else the run is reported failed. All traffic stays on 127.0.0.1.
+else the run is reported failed. `--udp-workers N`: serve's [listen] udp_workers (the
+REGISTERs are then taken by the workers, the PUBLISHes still leave from serve). All traffic
+stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.sipp_runs import tree  # noqa: E402
 from bench.stores import empty_store  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -124,7 +128,8 @@ class PresenceServer(threading.Thread):
 
 
 @contextmanager
-def running_serve(store_url: str, folder: Path, proxy_port: int | None, transport: str = "udp"):
+def running_serve(store_url: str, folder: Path, proxy_port: int | None, transport: str = "udp",
+                  workers: int = 0):
     port = free_port()
     tcp = ";transport=tcp" if transport == "tcp" else ""
     reginfo = (f'[reginfo]\ndefault_domain = "example.com"\npublish_reginfo = true\n'
@@ -132,6 +137,7 @@ def running_serve(store_url: str, folder: Path, proxy_port: int | None, transpor
     config = folder / f"serve-{port}.toml"
     listen_tcp = f'"{HOST}:{port}"' if transport == "tcp" else ""
     config.write_text(reginfo + f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = [{listen_tcp}]\n'
+                      f'udp_workers = {workers}\n'
                       '[registrar]\ndomains = ["example.com"]\n[node]\nid = "bench"\n')
     process = subprocess.Popen(
         [sys.executable, "-m", "infrastructure.cli", "serve", "--store", store_url,
@@ -143,6 +149,11 @@ def running_serve(store_url: str, folder: Path, proxy_port: int | None, transpor
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("serve did not start")
             time.sleep(0.1)
+        while len(tree(process.pid)) < 1 + workers:  # serve answers before its workers do
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("serve's udp workers did not start")
+            time.sleep(0.05)
+        time.sleep(0.5 if workers else 0)
         yield port
     finally:
         process.send_signal(signal.SIGTERM)
@@ -226,7 +237,7 @@ def drive(port: int, registers: int, window: int,
 
 
 def one_run(store: str, folder: Path, registers: int, window: int,
-            publish: str | None, rate: float | None = None) -> dict:
+            publish: str | None, rate: float | None = None, workers: int = 0) -> dict:
     """One serve on a fresh store; `publish`: None (off) or the transport to publish over."""
     server = PresenceServer(publish) if publish else None
     if server:
@@ -234,7 +245,8 @@ def one_run(store: str, folder: Path, registers: int, window: int,
     try:
         run_folder = Path(tempfile.mkdtemp(dir=folder))
         with empty_store(store, run_folder) as url, running_serve(
-                url, folder, server.port if server else None, publish or "udp") as port:
+                url, folder, server.port if server else None, publish or "udp",
+                workers) as port:
             seconds, answered, failures = drive(port, registers, window, rate)
             if server:
                 deadline = time.monotonic() + 30
@@ -262,6 +274,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--transports", default="udp,tcp")
+    parser.add_argument("--udp-workers", type=int, default=0)
     args = parser.parse_args()
     transports = args.transports.split(",")
     pace = f"{args.rate:g}/s" if args.rate else f"{args.window} in flight"
@@ -274,10 +287,11 @@ def main() -> None:
             on: dict[str, list[dict]] = {transport: [] for transport in transports}
             for _ in range(args.repeat):
                 off.append(one_run(store, Path(tmp), args.registers, args.window, None,
-                                   args.rate))
+                                   args.rate, args.udp_workers))
                 for transport in transports:
                     on[transport].append(one_run(store, Path(tmp), args.registers,
-                                                 args.window, transport, args.rate))
+                                                 args.window, transport, args.rate,
+                                                 args.udp_workers))
             off_rate = statistics.median(r["rate"] for r in off)
             for transport, runs in on.items():
                 middle = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]
