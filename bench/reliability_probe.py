@@ -1,6 +1,6 @@
 """Reliability probe: kills under load, two nodes on hot AoRs, online rebuilds.
 
-    python3 bench/reliability_probe.py [--quick] [--only kills,hot,rebuild]
+    python3 bench/reliability_probe.py [--quick] [--only kills,hot,rebuild] [--udp-workers N]
 
 Drives real `serve` processes over UDP with simulated UAs (bench/register_load.py: each
 UA retransmits like an RFC 3261 client and remembers every 200 it got) and prints what an
@@ -18,6 +18,8 @@ operator would want to know:
   counts the view's rows all along. Printed: each rebuild's result line, the smallest
   count any reader saw, and whether the view equals a quiet rebuild afterwards.
 
+`--udp-workers N`: every serve runs with [listen] udp_workers = N (a SIGKILL then hits
+serve only; its workers exit by themselves, and the restarted serve starts new ones).
 Every process started here is stopped by its PID; databases are created and dropped.
 """
 
@@ -46,6 +48,9 @@ from bench.sipp_runs import free_port, options_answered  # noqa: E402
 from bench.stores import empty_store  # noqa: E402
 
 
+UDP_WORKERS = 0  # [listen] udp_workers of every node (--udp-workers)
+
+
 class Node:
     """One `serve` process, started and stopped by PID."""
 
@@ -54,7 +59,7 @@ class Node:
         self.port = port or free_port()
         self.config = folder / f"{name}.toml"
         self.config.write_text(
-            f'[listen]\nudp = ["{HOST}:{self.port}"]\ntcp = []\n'
+            f'[listen]\nudp = ["{HOST}:{self.port}"]\ntcp = []\nudp_workers = {UDP_WORKERS}\n'
             f'[registrar]\ndomains = ["example.com"]\n[node]\nid = "{name}"\n'
             f'[reginfo]\npublish_reginfo = false\n')
         self.log = folder / f"{name}.log"
@@ -232,7 +237,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default=",".join(SCENARIOS))
+    parser.add_argument("--udp-workers", type=int, default=0)
     args = parser.parse_args()
+    global UDP_WORKERS
+    UDP_WORKERS = args.udp_workers
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     for name in args.only.split(","):
         SCENARIOS[name](args.quick)

@@ -16,6 +16,7 @@ opened), `close_datagrams`.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 import socket
@@ -27,6 +28,7 @@ from sip_gateway.transport.reuseport import bind_shared, steer
 from sip_gateway.transport.stream_links import StreamLinks
 
 log = logging.getLogger("pua_reginfo.transport")
+SHARED_BIND_WAIT = 2.0  # seconds serve waits for its UDP address when it runs workers
 
 
 class Transports:
@@ -114,7 +116,7 @@ async def open_datagrams(sink: MessageSink, host: str, port: int, buffer: int | 
     reuseport.py), each worker's joins it."""
     loop = asyncio.get_running_loop()
     if workers or not first:
-        sock = bind_shared(host, port, first)
+        sock = await _bind_shared(host, port, first)
         if first:
             steer(sock, workers)
         transport, _ = await loop.create_datagram_endpoint(
@@ -125,6 +127,21 @@ async def open_datagrams(sink: MessageSink, host: str, port: int, buffer: int | 
     if buffer:
         grow_receive_buffer(transport.get_extra_info("socket"), buffer)
     return transport
+
+
+async def _bind_shared(host: str, port: int, first: bool) -> socket.socket:
+    """`bind_shared`, waiting up to SHARED_BIND_WAIT for the address to be free when it is
+    serve's: the workers of a serve killed a moment ago (SIGKILL, then an immediate restart
+    by a supervisor) hold it until they notice, a few milliseconds later."""
+    deadline = asyncio.get_running_loop().time() + SHARED_BIND_WAIT
+    while True:
+        try:
+            return bind_shared(host, port, first)
+        except OSError as error:
+            if (not first or error.errno != errno.EADDRINUSE
+                    or asyncio.get_running_loop().time() >= deadline):
+                raise
+            await asyncio.sleep(0.05)
 
 
 def grow_receive_buffer(sock, size: int) -> int:

@@ -15,6 +15,8 @@ import signal
 import socket
 import time
 
+import pytest
+
 from tests.e2e.conftest import HOST, wait_for_workers
 
 WORKERS = 2
@@ -126,6 +128,64 @@ def test_workers_exit_when_serve_is_killed(gateways, sqlite_url):
     while any(_running(pid) for pid in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_running(pid) for pid in pids.values())
+
+
+def test_serve_restarted_at_once_after_a_sigkill_takes_its_address_back(gateways, sqlite_url):
+    """A supervisor restarts serve the moment it died: its old workers may hold the address
+    a few milliseconds longer; the new serve waits for them and serves, with new workers."""
+    gateway = gateways.start(sqlite_url, CONFIG)
+    wait_for_workers(gateway, WORKERS)
+    old = worker_pids(gateway.log())
+    gateway.process.kill()
+    gateway.process.wait(timeout=10)
+    again = gateways.start(sqlite_url, CONFIG.replace(
+        "[listen]\n", f'[listen]\nudp = ["{HOST}:{gateway.port}"]\n'))
+    wait_for_workers(again, WORKERS)
+    assert again.port == gateway.port
+    assert not set(worker_pids(again.log()).values()) & set(old.values())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        local = sock.getsockname()[1]
+        reply = exchange(sock, register("back", again.port, local, "back"), again.port)
+    assert reply.startswith(b"SIP/2.0 200"), reply
+
+
+def test_an_address_another_process_holds_is_refused(gateways, sqlite_url):
+    """serve does not join a reuseport group it did not make (nor share a plain socket's
+    address): it exits with the bind error, after waiting its 2 s for a dying serve's
+    workers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind((HOST, 0))
+        port = holder.getsockname()[1]
+        with pytest.raises(AssertionError, match="cannot listen: Address already in use"):
+            gateways.start(sqlite_url, CONFIG.replace("[listen]\n",
+                                                      f'[listen]\nudp = ["{HOST}:{port}"]\n'))
+
+
+def test_workers_on_ipv6(gateways, sqlite_url):
+    gateway = gateways.start(sqlite_url, CONFIG.replace("[listen]\n", "[listen]\n"
+                                                        f'udp = ["[::1]:{_free_v6_port()}"]\n'))
+    wait_for_workers(gateway, WORKERS)
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.bind(("::1", 0))
+        sock.settimeout(5)
+        local = sock.getsockname()[1]
+        data = register("six", gateway.port, local, "six").replace(
+            f"{HOST}:{local}".encode(), f"[::1]:{local}".encode())
+        sock.sendto(data, ("::1", gateway.port))
+        reply = sock.recv(65535)
+    assert reply.startswith(b"SIP/2.0 200"), reply
+    deadline = time.monotonic() + 5
+    while not re.search(r"\[udp worker \d\] method=REGISTER aor=sip:six@", gateway.log()):
+        assert time.monotonic() < deadline, gateway.log()
+        time.sleep(0.05)
+
+
+def _free_v6_port() -> int:
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.bind(("::1", 0))
+        return sock.getsockname()[1]
 
 
 def _running(pid: int) -> bool:
