@@ -107,6 +107,36 @@ def publication_document(resource: str, live: Sequence[Binding], events: Mapping
     agent, which only Kamailio-compatible documents write. Inputs that cannot make a valid
     document raise ValueError.
     """
+    registration = registration_info(resource, live, events, ended, version, now,
+                                     routing=routing)
+    return ReginfoDocument(version, "full", (registration,))
+
+
+def partial_document(resource: str, changed: Sequence[Binding], events: Mapping[str, str],
+                     ended: Sequence[Ended], remaining: int, version: int,
+                     now: float) -> ReginfoDocument:
+    """The partial-state document of one change of `resource` (RFC 3680 5.3): only the
+    contacts the change touched, `changed` (live, with their event) and `ended` (reported
+    once, terminated), checked and written as in `publication_document`. `remaining`: how
+    many live bindings the AoR keeps after the change, which gives the registration's
+    state (active with any, terminated without)."""
+    if not isinstance(remaining, int) or isinstance(remaining, bool) or remaining < 0:
+        raise ValueError(f"remaining {remaining!r} is not a count of bindings")
+    registration = registration_info(resource, changed, events, ended, version, now)
+    if remaining and registration.state != "active":
+        registration = replace(registration, state="active")
+    elif not remaining and registration.state == "active":
+        raise ValueError("bindings were changed to live ones, yet none remains")
+    elif not remaining:
+        registration = replace(registration, state="terminated")
+    return ReginfoDocument(version, "partial", (registration,))
+
+
+def registration_info(resource: str, live: Sequence[Binding], events: Mapping[str, str],
+                      ended: Sequence[Ended], version: int, now: float, *,
+                      routing: bool = False) -> RegistrationInfo:
+    """The `<registration>` of `resource` listing `live` then `ended` (see
+    publication_document)."""
     _check_version(version)
     _finite(now, "now")
     _uri(resource, "resource")
@@ -128,9 +158,8 @@ def publication_document(resource: str, live: Sequence[Binding], events: Mapping
                   for event, binding, retry_after in
                   sorted(endings.values(), key=lambda item: _order(item[1]))]
     state = "active" if active else "terminated" if terminated else "init"
-    registration = RegistrationInfo(resource, registration_id(resource), state,
-                                    tuple(active + terminated))
-    return ReginfoDocument(version, "full", (registration,))
+    return RegistrationInfo(resource, registration_id(resource), state,
+                            tuple(active + terminated))
 
 
 def _contact(resource: str, binding: Binding, state: str, event: str, expires: int,

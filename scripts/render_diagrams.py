@@ -18,9 +18,10 @@ sys.path.insert(0, str(ROOT))
 
 from domain import CONTACT_MACHINE, REGISTRATION_MACHINE  # noqa: E402
 from domain.resource_subscription_machine import RESOURCE_SUBSCRIPTION_MACHINE  # noqa: E402
+from domain.watcher_machine import WATCHER_MACHINE  # noqa: E402
 
 MACHINES = {"registration": REGISTRATION_MACHINE, "contact": CONTACT_MACHINE,
-            "resource-subscription": RESOURCE_SUBSCRIPTION_MACHINE}
+            "resource-subscription": RESOURCE_SUBSCRIPTION_MACHINE, "watcher": WATCHER_MACHINE}
 
 # Participants of the flows: name -> what stands there (a folder or file of the project,
 # or a peer on the network).

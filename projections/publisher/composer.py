@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.binding import Binding
-from domain.binding_refresh import binding_after
-from domain.events import ContactEvent, ContactProbation
 from domain.publication_document import (
     Ended, publication_document, publication_expires, resource_uri,
 )
 from domain.reginfo import ReginfoDocument
+from domain.watcher_document import fold as fold_view
 from projections.publisher.messages import Message
 from projections.retained import Seed
 
@@ -55,22 +54,10 @@ class ComposedDocument:
 
 
 def fold(local: Local, events: Iterable[Any]) -> list[Ended]:
-    """Apply contact events to the local bindings; returns the local bindings they ended."""
-    ended: list[Ended] = []
-    for event in events:
-        if not isinstance(event, ContactEvent):
-            continue
-        key = event.binding.key
-        if event.TERMINATES:
-            if local.pop(key, None) is not None:
-                retry = event.retry_after if isinstance(event, ContactProbation) else None
-                ended.append((event.EVENT, event.binding, retry))
-        elif event.binding.is_local:
-            held = local.pop(key, None)
-            local[key] = (binding_after(event.binding, held and held[0]), event.EVENT)
-        else:
-            local.pop(key, None)  # now told by a notifier: no longer ours to publish
-    return ended
+    """Apply contact events to the local bindings; returns the local bindings they ended.
+    What we PUBLISH is what a sync peer watching us sees (domain/watcher_document.py):
+    this node's own bindings, a binding a notifier now tells us of leaving it silently."""
+    return fold_view(local, events, peer=True).ended
 
 
 def seeded(seed: Seed | None) -> Local:
