@@ -40,6 +40,12 @@ class UnsupportedMediaType(PeerError):
     sip_status = 415
 
 
+class NotAcceptable(PeerError):
+    """An Accept header that admits no body we can send (406, RFC 6665 4.2.1.1)."""
+
+    sip_status = 406
+
+
 class UnknownSubscription(PeerError):
     """A NOTIFY outside every subscription we hold (481)."""
 
