@@ -52,3 +52,9 @@ class NotSubscribed(DomainError):
     """`unsubscribe` for a resource no subscription is kept for."""
 
     sip_status = 404
+
+
+class UnknownWatcher(DomainError):
+    """A SUBSCRIBE refresh, or a NOTIFY record, for a dialog no watcher has (481)."""
+
+    sip_status = 481

@@ -20,22 +20,27 @@ from domain import (
     PuaReginfoError,
     UnknownAddressOfRecord,
 )
-from domain.errors import NotSubscribed
+from domain.errors import NotSubscribed, UnknownWatcher
 from domain.notify_rfc import NotifyResult
 from domain.publication_document import resource_uri
 from domain.resource_subscription import ResourceSubscription
+from domain.watcher import Watcher
+from domain.watcher_machine import TIMEOUT
 from infrastructure.commands import (
     ApplyNotify,
     Command,
     CreateContact,
     DeactivateContact,
+    EndWatch,
     ExpireDue,
     PutOnProbation,
+    RecordNotified,
     RecordSubscriber,
     Register,
     RejectContact,
     RequestSubscription,
     ShortenContact,
+    Watch,
     WithdrawSubscription,
 )
 from infrastructure.unit_of_work import UnitOfWork
@@ -163,6 +168,46 @@ def record_subscriber(uow: UnitOfWork, command: RecordSubscriber) -> None:
         found.close(command.closed, node, now)
 
 
+def watch(uow: UnitOfWork, command: Watch) -> Watcher:
+    """A new watcher, or the dialog's watcher refreshed; with `expires` 0 it ends at once
+    (`timeout`), owing the watcher one final full-state NOTIFY (RFC 6665 4.2.1.1)."""
+    dialog, node, now = command.dialog, uow.app.node, uow.now
+    found = uow.watcher(dialog.dialog_id)
+    if command.refresh:
+        if found is None or not found.active:
+            raise UnknownWatcher(f"no subscription in dialog {dialog.dialog_id}")
+        if command.expires:
+            found.refresh(now + command.expires, node, now)
+    elif found is None:
+        found = Watcher.subscribe(_resource(uow, command.aor), dialog, now + command.expires,
+                                  command.peer, node, now)
+        uow.add(found)
+    elif not found.active:
+        raise UnknownWatcher(f"the subscription in dialog {dialog.dialog_id} has ended")
+    if not command.expires:
+        found.terminate(TIMEOUT, node, now)
+    return found
+
+
+def record_notified(uow: UnitOfWork, command: RecordNotified) -> Watcher:
+    found = _watcher(uow, command.dialog_id)
+    found.notified(command.version, command.cseq, command.full, uow.app.node, uow.now)
+    return found
+
+
+def end_watch(uow: UnitOfWork, command: EndWatch) -> Watcher:
+    found = _watcher(uow, command.dialog_id)
+    found.terminate(command.reason, uow.app.node, uow.now)
+    return found
+
+
+def _watcher(uow: UnitOfWork, dialog_id: str) -> Watcher:
+    found = uow.watcher(dialog_id)
+    if found is None:
+        raise UnknownWatcher(f"no subscription in dialog {dialog_id}")
+    return found
+
+
 def _resource(uow: UnitOfWork, uri: str) -> str:
     """The canonical resource URI a subscription is kept under (default_domain applied)."""
     return resource_uri(uri, uow.app.policy.default_domain)
@@ -180,6 +225,9 @@ HANDLERS: dict[type, Callable[[UnitOfWork, Any], Any]] = {
     RequestSubscription: request_subscription,
     WithdrawSubscription: withdraw_subscription,
     RecordSubscriber: record_subscriber,
+    Watch: watch,
+    RecordNotified: record_notified,
+    EndWatch: end_watch,
 }
 
 

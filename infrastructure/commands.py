@@ -13,6 +13,7 @@ from uuid import UUID
 from domain import ContactUpdate, RegisterRequest
 from domain.reginfo import ReginfoDocument
 from domain.resource_subscription import DialogState
+from domain.watcher import WatcherDialog
 from sip_gateway.server.notify_modes import NotifyMode
 
 DEFAULT_SUBSCRIPTION = "default"
@@ -130,6 +131,36 @@ class RecordSubscriber:
     closed: str | None = None
 
 
+@dataclass(frozen=True)
+class Watch:
+    """A reg SUBSCRIBE accepted (RFC 6665 4.2.1): a new watcher of `aor`, or the refresh
+    of the dialog's watcher; `expires` 0 (a fetch, an unsubscribe) ends it at once."""
+
+    aor: str
+    dialog: WatcherDialog
+    expires: int
+    refresh: bool  # the SUBSCRIBE came in the dialog (it had our To tag)
+    peer: bool = False
+
+
+@dataclass(frozen=True)
+class RecordNotified:
+    """A NOTIFY was sent to a watcher with this version (None: no body) and CSeq."""
+
+    dialog_id: str
+    version: int | None
+    cseq: int
+    full: bool
+
+
+@dataclass(frozen=True)
+class EndWatch:
+    """A watcher's subscription ends with this Subscription-State reason."""
+
+    dialog_id: str
+    reason: str
+
+
 Command = (Register | ApplyNotify | ExpireDue | CreateContact | ShortenContact
            | DeactivateContact | RejectContact | PutOnProbation | RequestSubscription
-           | WithdrawSubscription | RecordSubscriber)
+           | WithdrawSubscription | RecordSubscriber | Watch | RecordNotified | EndWatch)

@@ -22,6 +22,7 @@ from domain.events import replayed
 from infrastructure.aggregate_cache import AggregateCache
 from domain.resource_subscription import ResourceSubscription, resource_subscription_id
 from domain.subscription import Subscription, subscription_aggregate_id
+from domain.watcher import Watcher, watcher_id
 
 
 class UnitOfWork:
@@ -101,6 +102,9 @@ class UnitOfWork:
 
     def resource_subscription(self, resource: str) -> ResourceSubscription | None:
         return self._get(resource_subscription_id(resource))
+
+    def watcher(self, dialog_id: str) -> Watcher | None:
+        return self._get(watcher_id(dialog_id))
 
     def add(self, aggregate: Any) -> None:
         """A new aggregate whose creation is itself the change (stored even if alone)."""
