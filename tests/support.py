@@ -29,6 +29,19 @@ def open_test_service(store_url: str, clock: FakeClock | None = None, **usrloc: 
     return open_service(settings_for(store_url, **usrloc), clock=clock)
 
 
+def clocked_service(store_url: str, default_domain: str = "example.com") -> Service:
+    """A service on `store_url` whose clock moves only by `run_at_next_second`."""
+    settings = load_settings(overrides={"store": {"url": store_url}, "node": {"id": "test-node"},
+                                        "reginfo": {"default_domain": default_domain}})
+    return open_service(settings, clock=FakeClock())
+
+
+def run_at_next_second(service: Service, command):
+    """Run `command` one second after the last one."""
+    service.clock.advance(1)
+    return service.app.run(command, service.clock.now())
+
+
 def register(callid: str, cseq: int, *contacts: tuple[str, int], **extra) -> RegisterRequest:
     """A REGISTER with (contact URI, expires) pairs."""
     return RegisterRequest(callid=callid, cseq=cseq,

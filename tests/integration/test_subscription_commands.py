@@ -38,7 +38,7 @@ from infrastructure.status import service_status
 from sip_gateway.client.subscription_keeper import WantedSubscription
 from sip_gateway.server.notify_modes import notify_mode
 from infrastructure.commands import Register
-from tests.support import FakeClock, register
+from tests.support import FakeClock, clocked_service, register, run_at_next_second
 
 BOB = "sip:bob@example.com"
 CAROL = "sip:carol@example.com"
@@ -47,16 +47,12 @@ DOMAIN = "example.com"
 
 @pytest.fixture
 def service(store_url):
-    settings = load_settings(overrides={"store": {"url": store_url}, "node": {"id": "test-node"},
-                                        "reginfo": {"default_domain": DOMAIN}})
-    service = open_service(settings, clock=FakeClock())
+    service = clocked_service(store_url)
     yield service
     service.close()
 
 
-def run(service, command):
-    service.clock.advance(1)
-    return service.app.run(command, service.clock.now())
+run = run_at_next_second
 
 
 def topics(service, resource: str) -> list[str]:

@@ -8,26 +8,20 @@ import pytest
 
 from domain.errors import IllegalTransition, UnknownWatcher
 from domain.watcher import WatcherDialog, watcher_id
-from infrastructure.bootstrap import open_service
 from infrastructure.commands import EndWatch, RecordNotified, Register, Watch
-from infrastructure.settings import load_settings
-from tests.support import FakeClock, register
+from tests.support import clocked_service, register, run_at_next_second
 
 ALICE = "sip:alice@example.com"
 
 
 @pytest.fixture
 def service(store_url):
-    settings = load_settings(overrides={"store": {"url": store_url}, "node": {"id": "test-node"},
-                                        "reginfo": {"default_domain": "example.com"}})
-    service = open_service(settings, clock=FakeClock())
+    service = clocked_service(store_url)
     yield service
     service.close()
 
 
-def run(service, command):
-    service.clock.advance(1)
-    return service.app.run(command, service.clock.now())
+run = run_at_next_second
 
 
 def dialog(n: int = 1) -> WatcherDialog:
