@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
+from eventsourcing.application import AggregateNotFoundError
 
 from domain.reginfo import ContactInfo, ReginfoDocument, RegistrationInfo
 from infrastructure.cli import cli
@@ -18,6 +19,7 @@ from infrastructure.commands import (
     ApplyNotify, NotifyContext, PutOnProbation, Register, ShortenContact,
 )
 from projections import retained
+from projections.notifier import AorPictures, watched_history
 from projections.publisher import Composer, PublisherProjection, PublisherView, stored_history
 from projections.usrloc import rebuild
 from sip_gateway.reginfo import build_reginfo
@@ -221,6 +223,32 @@ def test_the_next_publish_bodies_are_the_unpruned_ones(twins):
     # the binding the REGISTER did not touch is reported as its last change before the
     # horizon left it: known from the horizon snapshot only
     assert b'event="shortened"' in alice and b"sip:alice@10.0.0.1" in alice
+
+
+def test_the_watchers_pictures_are_the_unpruned_ones(twins):
+    """What a new watcher of each AoR is shown (every binding with its last event, and for
+    a sync peer this node's own) reads the same from the horizon as from the whole log."""
+    prune(twins.urls[0])
+    pictures = []
+    for service in twins.services:
+        watched = AorPictures(watched_history(service.app))
+        seen = {}
+        for aor in EVERYONE:
+            aor_id = service.app.identify(aor).id
+            try:
+                version = service.app.repository.get(aor_id).version
+            except AggregateNotFoundError:  # removed by the prune: nothing left to watch
+                seen[aor] = ({}, {})
+                continue
+            seen[aor] = tuple(
+                {binding.contact: event for binding, event in
+                 watched.picture(str(aor_id), version, peer=peer).values()}
+                for peer in (False, True))
+        pictures.append(seen)
+    assert pictures[0] == pictures[1]
+    everyone, peers = pictures[0][ALICE]
+    learned = {contact for contact in everyone if "alice-learned" in contact}
+    assert learned and not learned & set(peers)
 
 
 def test_audit_before_the_horizon_says_so(twins):
