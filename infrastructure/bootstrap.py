@@ -48,6 +48,7 @@ from projections import LocationView, UsrlocProjection, catch_up, position, rebu
 from projections.catch_up import apply_committed
 from projections.publisher import Composer, PublisherProjection, PublisherView, stored_history
 from projections.subscriptions import SubscriptionsProjection, SubscriptionsView
+from projections.watchers import WatchersProjection, WatchersView
 from sip_gateway.client.outbound import Hop, Outbound, next_hop
 from sip_gateway.client.publisher_client import PublisherClient
 from sip_gateway.client.subscription_keeper import SubscriptionKeeper
@@ -86,6 +87,7 @@ class Service:
     publisher: PublisherProjection
     subscriptions: SubscriptionsProjection
     horizon: HorizonTable
+    watchers: WatchersProjection
     clock: Clock = field(default_factory=SystemClock)
 
     @property
@@ -114,6 +116,10 @@ class Service:
     def catch_up_subscriptions(self) -> int:
         """Bring the view of the resource subscriptions the keeper keeps up to date."""
         return catch_up(self.app, self.subscriptions)
+
+    def catch_up_watchers(self) -> int:
+        """Bring the view of the watchers this service serves up to date."""
+        return catch_up(self.app, self.watchers)
 
     def catch_up_publisher(self) -> int:
         """Compose the documents of this node's local changes into the PUBLISH outbox."""
@@ -188,19 +194,22 @@ def open_service(settings: Settings, clock: Clock | None = None, catch_up_views:
         view = LocationView(app.factory.datastore)
         outbox = PublisherView(app.factory.datastore)
         kept = SubscriptionsView(app.factory.datastore)
+        served = WatchersView(app.factory.datastore)
         horizon = HorizonTable(app.factory.datastore)
         recorders = [app.recorder, *([app.snapshots.recorder] if app.snapshots else []),
-                     view, outbox, kept, horizon]
+                     view, outbox, kept, served, horizon]
         ensure_schema(store, app.factory.datastore, recorders)
         compat = settings.reginfo.kamailio_compat
         composer = Composer(settings.reginfo.default_domain, stored_history(app),
                             partial(build_reginfo, kamailio_attributes=compat),
                             kamailio_compat=compat)
         publisher = PublisherProjection(outbox, settings.node.id, app.name, composer)
-        subscriptions = SubscriptionsProjection(
-            kept, lambda aggregate_id, version: app.repository.get(aggregate_id, version=version))
+        def load(aggregate_id, version):
+            return app.repository.get(aggregate_id, version=version)
+
+        subscriptions = SubscriptionsProjection(kept, load)
         service = Service(settings, app, UsrlocProjection(view), publisher, subscriptions,
-                          horizon, clock or SystemClock())
+                          horizon, WatchersProjection(served, load), clock or SystemClock())
         if catch_up_views:
             service.catch_up()
     except PersistenceError as error:

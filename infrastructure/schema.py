@@ -20,7 +20,7 @@ from eventsourcing.postgres import PostgresDatastore
 from infrastructure.store import StoreError, StoreUrl
 from infrastructure.store_locks import SCHEMA, acquire, store_lock
 
-SCHEMA_VERSION = 3  # raise it when a table, index or column is added
+SCHEMA_VERSION = 4  # raise it when a table, index or column is added (4: reg_watcher)
 MARKER = "pua_reginfo_schema"
 WAIT = 60.0  # seconds to wait for another process creating the tables
 

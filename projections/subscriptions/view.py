@@ -15,12 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import Tracking, TrackingRecorder
-from eventsourcing.postgres import PostgresDatastore
-from eventsourcing.sqlite import SQLiteDatastore
-
 from domain.resource_subscription import DialogState, is_wanted
-from projections.tracking import TrackingTable
+from projections.tracked_rows import TrackedRows
 
 SUBSCRIPTION = "reg_resource_subscription"
 TRACKING = "reg_subscription_tracking"
@@ -66,48 +62,10 @@ class SubscriptionRow:
                    row["failures"], row["last_error"], dialog, row["requested_at"])
 
 
-class SubscriptionsView(TrackingRecorder):
+class SubscriptionsView(TrackedRows):
     """Every resource subscription, as of the tracked notification id."""
 
-    def __init__(self, datastore: SQLiteDatastore | PostgresDatastore):
-        self.datastore = datastore
-        postgres = isinstance(datastore, PostgresDatastore)
-        prefix = f"{datastore.schema}." if postgres else ""
-        self.mark = "%s" if postgres else "?"
-        self.table = prefix + SUBSCRIPTION
-        self.positions = TrackingTable(prefix + TRACKING, self.mark)
-        self._upsert = self._sql(
-            f"INSERT INTO {self.table} ({', '.join(_COLUMNS)}) VALUES "
-            f"({', '.join(['%s'] * len(_COLUMNS))}) ON CONFLICT (aggregate_id) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:]))
-
-    def _sql(self, statement: str) -> str:
-        return statement.replace("%s", self.mark)
-
-    def create_table(self) -> None:
-        with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(_DDL.format(table=self.table))
-            cursor.execute(self.positions.ddl())
-
-    # TrackingRecorder ----------------------------------------------------------------
-
-    def insert_tracking(self, tracking: Tracking) -> None:
-        after = self.max_tracking_id(tracking.application_name) or 0
-        self.apply([], tracking, after)
-
-    def max_tracking_id(self, application_name: str) -> int | None:
-        with self.datastore.transaction(commit=False) as cursor:
-            return self.positions.position(cursor, application_name)
-
-    # Writes and reads ------------------------------------------------------------------
-
-    def apply(self, rows: Sequence[SubscriptionRow], tracking: Tracking, after: int) -> None:
-        """Write one batch's rows and its position atomically (compare-and-set)."""
-        with self.datastore.transaction(commit=True) as cursor:
-            self.positions.move(cursor, tracking.application_name, tracking.notification_id,
-                                after)
-            if rows:
-                cursor.executemany(self._upsert, [row.as_tuple() for row in rows])
+    TABLE, TRACKING, COLUMNS, DDL = SUBSCRIPTION, TRACKING, _COLUMNS, (_DDL,)
 
     def rows(self, aggregate_ids: Sequence[str] | None = None) -> list[SubscriptionRow]:
         """Every row (or those of `aggregate_ids`), in the order they were last requested."""
@@ -124,8 +82,5 @@ class SubscriptionsView(TrackingRecorder):
         return self._rows(" WHERE requested_at > %s", (position,))
 
     def _rows(self, where: str, params: tuple) -> list[SubscriptionRow]:
-        statement = self._sql(f"SELECT {', '.join(_COLUMNS)} FROM {self.table}{where} "
-                              "ORDER BY requested_at, resource")
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, params)
-            return [SubscriptionRow.from_mapping(row) for row in cursor.fetchall()]
+        return [SubscriptionRow.from_mapping(row)
+                for row in self._select(where, params, "requested_at, resource")]

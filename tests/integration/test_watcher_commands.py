@@ -90,3 +90,25 @@ def test_a_failed_notify_ends_the_watcher_without_a_final_notify(service):
     run(service, EndWatch(dialog().dialog_id, "failed"))
     watcher = stored(service)
     assert (watcher.state, watcher.reason, watcher.final_due) == ("terminated", "failed", False)
+
+
+def test_the_watchers_view_follows_and_forgets_what_is_done(service):
+    run(service, Watch(ALICE, dialog(1), 600, refresh=False))
+    run(service, Watch(ALICE, dialog(2), 600, refresh=False, peer=True))
+    run(service, RecordNotified(dialog(1).dialog_id, 0, 1, True))
+    assert service.catch_up_watchers() == 3
+    rows = {row.dialog.dialog_id: row for row in service.watchers.view.of_aor(ALICE)}
+    first, peer = rows[dialog(1).dialog_id], rows[dialog(2).dialog_id]
+    assert (first.state, first.document_version, first.cseq, first.peer) == ("active", 0, 1,
+                                                                            False)
+    assert first.dialog == dialog(1) and first.expires_at == pytest.approx(
+        service.clock.now() - 2 + 600)
+    assert (peer.peer, peer.document_version, peer.cseq) == (True, None, 0)
+    run(service, EndWatch(dialog(2).dialog_id, "failed"))  # no final NOTIFY owed
+    run(service, Watch(ALICE, dialog(1), 0, refresh=True))  # unsubscribed: one owed
+    service.catch_up_watchers()
+    [owed] = service.watchers.view.current()
+    assert (owed.dialog, owed.state, owed.final_due) == (dialog(1), "terminated", True)
+    run(service, RecordNotified(dialog(1).dialog_id, 1, 2, True))
+    service.catch_up_watchers()
+    assert service.watchers.view.current() == [] and service.watchers.view.of_aor(ALICE) == []
