@@ -14,6 +14,8 @@ import re
 import signal
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -45,6 +47,14 @@ def exchange(sock: socket.socket, data: bytes, port: int, tries: int = 8) -> byt
     raise AssertionError(f"no answer to {tries} copies")
 
 
+@contextmanager
+def ua_socket() -> Iterator[tuple[socket.socket, int]]:
+    """A UA's UDP socket on loopback, and its port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        yield sock, sock.getsockname()[1]
+
+
 def worker_pids(log: str) -> dict[int, int]:
     """The pid each worker index last reported, from the log."""
     return {int(index): int(pid)
@@ -54,10 +64,7 @@ def worker_pids(log: str) -> dict[int, int]:
 def test_workers_share_the_address_and_commit_through_serve(gateways, sqlite_url):
     gateway = gateways.start(sqlite_url, CONFIG)
     wait_for_workers(gateway, WORKERS)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        sock.settimeout(5)
-        local = sock.getsockname()[1]
+    with ua_socket() as (sock, local):
         for n in range(40):
             reply = exchange(sock, register(f"u{n}", gateway.port, local, f"b{n}"), gateway.port)
             assert reply.startswith(b"SIP/2.0 200"), reply
@@ -73,17 +80,20 @@ def test_workers_share_the_address_and_commit_through_serve(gateways, sqlite_url
 
 def test_a_retransmission_is_answered_200_whichever_process_takes_it(gateways, sqlite_url):
     """The same REGISTER (same branch, Call-ID and CSeq) sent many times: drawn at random,
-    the copies reach both workers; each is answered 200, and the binding is stored once."""
+    the copies reach both workers (20 copies all to one: one chance in 500,000); each is
+    answered 200, and the binding is stored once."""
     gateway = gateways.start(sqlite_url, CONFIG)
     wait_for_workers(gateway, WORKERS)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        sock.settimeout(5)
-        local = sock.getsockname()[1]
+    with ua_socket() as (sock, local):
         data = register("carol", gateway.port, local, "same", cseq=7)
-        replies = [exchange(sock, data, gateway.port) for _ in range(12)]
+        replies = [exchange(sock, data, gateway.port) for _ in range(20)]
     assert all(reply.startswith(b"SIP/2.0 200") for reply in replies), replies
     assert all(f"<sip:carol@{HOST}:{local}>".encode() in reply for reply in replies)
+    deadline = time.monotonic() + 5
+    while set(re.findall(r"\[udp worker (\d+)\] method=REGISTER aor=sip:carol@",
+                         gateway.log())) != {"1", "2"}:
+        assert time.monotonic() < deadline, gateway.log()  # both workers answered a copy
+        time.sleep(0.05)
     out = gateway.cli("query", "--json", "--aor", "sip:carol@example.com")
     rows = json.loads(out.stdout)
     assert [(row["cseq"], row["callid"]) for row in rows] == [(7, f"call-carol@{HOST}")]
@@ -99,10 +109,7 @@ def test_a_killed_worker_is_started_again_and_stop_ends_them_all(gateways, sqlit
     first = worker_pids(gateway.log())
     assert set(first) == {1, 2}
     os.kill(first[1], signal.SIGKILL)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        sock.settimeout(5)
-        local = sock.getsockname()[1]
+    with ua_socket() as (sock, local):
         for n in range(10):  # while worker 1 is away: the others and serve answer
             reply = exchange(sock, register(f"k{n}", gateway.port, local, f"k{n}"), gateway.port)
             assert reply.startswith(b"SIP/2.0 200"), reply
@@ -143,9 +150,7 @@ def test_serve_restarted_at_once_after_a_sigkill_takes_its_address_back(gateways
     wait_for_workers(again, WORKERS)
     assert again.port == gateway.port
     assert not set(worker_pids(again.log()).values()) & set(old.values())
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        local = sock.getsockname()[1]
+    with ua_socket() as (sock, local):
         reply = exchange(sock, register("back", again.port, local, "back"), again.port)
     assert reply.startswith(b"SIP/2.0 200"), reply
 
