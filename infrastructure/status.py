@@ -1,5 +1,5 @@
-"""What `status` reports: subscriptions, publications, projection positions and lag, and the
-horizon of the last prune.
+"""What `status` reports: subscriptions, publications, the watchers this service serves,
+projection positions and lag, and the horizon of the last prune.
 
 Read from the store only, so it works while `serve` runs (in another process) and after
 it stopped: the subscriptions from their aggregates (with the last reginfo version of the
@@ -32,6 +32,31 @@ def service_status(service: Service) -> dict[str, Any]:
         "projections": projections,
         "subscriptions": [_subscription(app, s) for s in kept_subscriptions(service)],
         "publications": [_publication(row) for row in service.publisher.view.publications()],
+        "watchers": [_watcher(row) for row in served_watchers(service)],
+    }
+
+
+def served_watchers(service: Service) -> list[Any]:
+    """Every watcher still active or owed a final NOTIFY, the view caught up first."""
+    service.catch_up_watchers()
+    return service.watchers.view.current()
+
+
+def _watcher(row: Any) -> dict[str, Any]:
+    dialog = row.dialog
+    return {
+        "aor": row.aor,
+        "watcher": dialog.watcher,
+        "state": row.state,
+        "reason": row.reason,
+        "expires_at": row.expires_at,
+        "version": row.document_version,
+        "cseq": row.cseq,
+        "peer": row.peer,
+        "final_due": row.final_due,
+        "dialog": dialog.dialog_id,
+        "remote_target": dialog.remote_target,
+        "transport": dialog.transport,
     }
 
 

@@ -43,7 +43,7 @@ def unsubscribe(uri: str, store_url: str | None, config_file: str | None) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @store_options
 def status(as_json: bool, store_url: str | None, config_file: str | None) -> None:
-    """Subscriptions, publications, projection positions and lag."""
+    """Subscriptions, publications, watchers, projection positions and lag."""
     with service_from(store_url, config_file) as service:
         report = service_status(service)
     if as_json:
@@ -66,6 +66,13 @@ def status(as_json: bool, store_url: str | None, config_file: str | None) -> Non
                    f"expires {_when(item['expires_at'])}, version {item['version']}, "
                    f"pending {item['pending']}, failures {item['failures']}"
                    + (f", last error: {item['last_error']}" if item["last_error"] else ""))
+    click.echo(f"watchers: {len(report['watchers'])}")
+    for item in report["watchers"]:
+        click.echo(f"  {item['aor']} watched by {item['watcher']} ({item['transport']} "
+                   f"{item['remote_target']}{', sync peer' if item['peer'] else ''}): "
+                   f"{item['state']}" + (f" ({item['reason']})" if item["reason"] else "")
+                   + f", expires {_when(item['expires_at'])}, version {_show(item['version'])}"
+                   + (", final NOTIFY due" if item["final_due"] else ""))
 
 
 def _when(seconds: float | None) -> str:

@@ -298,7 +298,8 @@ def test_cli_subscribe_unsubscribe_and_status(cli_run):
     cli_run("subscribe", "carol@example.com")
     report = status_json(cli_run)
     assert set(report) == {"notifications", "horizon", "projections", "subscriptions",
-                           "publications"}
+                           "publications", "watchers"}
+    assert report["watchers"] == []
     assert report["horizon"] is None  # never pruned
     subscriptions = {s["resource"]: s for s in report["subscriptions"]}
     assert (subscriptions[BOB]["state"], subscriptions[BOB]["requested_expires"]) == (
@@ -316,6 +317,7 @@ def test_cli_subscribe_unsubscribe_and_status(cli_run):
 
     table = cli_run("status").stdout
     assert "subscriptions: 2" in table and "publications: 0" in table
+    assert "watchers: 0" in table
     assert f"  {BOB}: withdrawn, expires -, version -, failures 0" in table
     assert "projection usrloc: position" in table and "event store:" in table
 

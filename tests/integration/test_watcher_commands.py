@@ -5,10 +5,13 @@ going on with the next version."""
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 
 from domain.errors import IllegalTransition, UnknownWatcher
 from domain.watcher import WatcherDialog, watcher_id
+from infrastructure.cli import cli
 from infrastructure.commands import EndWatch, RecordNotified, Register, Watch
+from infrastructure.status import service_status
 from tests.support import clocked_service, register, run_at_next_second
 
 ALICE = "sip:alice@example.com"
@@ -112,3 +115,24 @@ def test_the_watchers_view_follows_and_forgets_what_is_done(service):
     run(service, RecordNotified(dialog(1).dialog_id, 1, 2, True))
     service.catch_up_watchers()
     assert service.watchers.view.current() == [] and service.watchers.view.of_aor(ALICE) == []
+
+
+def test_status_lists_the_watchers(service, store_url):
+    run(service, Watch(ALICE, dialog(1), 600, refresh=False))
+    run(service, RecordNotified(dialog(1).dialog_id, 0, 1, True))
+    run(service, Watch(ALICE, dialog(2), 600, refresh=False, peer=True))
+    run(service, EndWatch(dialog(2).dialog_id, "deactivated"))  # its final NOTIFY still due
+    [first, second] = sorted(service_status(service)["watchers"], key=lambda w: w["dialog"])
+    assert first == {
+        "aor": ALICE, "watcher": "sip:watcher@example.com", "state": "active", "reason": None,
+        "expires_at": pytest.approx(service.clock.now() - 3 + 600), "version": 0, "cseq": 1,
+        "peer": False, "final_due": False, "dialog": dialog(1).dialog_id,
+        "remote_target": "sip:watcher@10.0.0.9:5062", "transport": "udp"}
+    assert (second["state"], second["reason"], second["final_due"], second["peer"]) == (
+        "terminated", "deactivated", True, True)
+    out = CliRunner().invoke(cli, ["status", "--store", store_url])
+    assert out.exit_code == 0, out.output
+    assert "watchers: 2" in out.output
+    assert (f"  {ALICE} watched by sip:watcher@example.com (udp sip:watcher@10.0.0.9:5062): "
+            "active, expires ") in out.output
+    assert "sync peer): terminated (deactivated)" in out.output and "final NOTIFY due" in out.output
