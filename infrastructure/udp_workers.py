@@ -5,7 +5,8 @@ udp_worker.py), each linked to serve by a socketpair. A worker sends "call" mess
 (a REGISTER or NOTIFY to apply); serve runs each as it runs its own requests (a NOTIFY
 claimed first by the subscription keeper when it is in one of our dialogs, then the
 group-commit executor) and sends back the result or the error. A worker
-that exits for any reason is started again after RESTART_DELAY; meanwhile the kernel
+that exits for any reason is started again after RESTART_DELAY (doubled up to
+RESTART_DELAY_MAX while it keeps dying within seconds of its start); meanwhile the kernel
 gives its share of the datagrams to the others and to serve (reuseport.py). On stop,
 each worker is told to finish: it answers what it has in flight and exits; one that has
 not within STOP_TIMEOUT is killed.
@@ -34,6 +35,8 @@ from sip_gateway.transport import Address
 
 log = logging.getLogger("pua_reginfo.serve")
 RESTART_DELAY = 1.0  # seconds before a worker that exited is started again
+RESTART_DELAY_MAX = 30.0  # ... when it keeps exiting within STEADY seconds of its start
+STEADY = 10.0
 START_TIMEOUT = 20.0  # seconds serve waits for its workers to be ready before it serves anyway
 STOP_TIMEOUT = 10.0  # seconds a stopping worker has to finish before it is killed
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +62,7 @@ class UdpWorkers:
         self._addresses: list[Address] = []
         self._on_response: Callable[[bytes], None] = lambda data: None
         self._started: dict[int, asyncio.Event] = {}
+        self._pause = asyncio.sleep  # how a restart waits (tests count the pauses)
 
     async def start(self, addresses: list[Address], on_response: Callable[[bytes], None]) -> None:
         """Start every worker on serve's UDP `addresses`; wait until they serve (at most
@@ -102,23 +106,29 @@ class UdpWorkers:
     # Internals -----------------------------------------------------------------------
 
     async def _keep(self, index: int) -> None:
-        """Run worker `index`, and again whenever it exits, until serve stops."""
+        """Run worker `index`, and again whenever it exits, until serve stops. A worker
+        that keeps dying before it served a while (a broken installation, no memory) is
+        started again ever more slowly, up to RESTART_DELAY_MAX, not in a tight loop."""
+        loop = asyncio.get_running_loop()
+        delay = RESTART_DELAY
         while not self._stopping:
+            started = loop.time()
             try:
                 worker = await self._spawn(index)
             except (OSError, ConnectionError) as error:
                 log.error("udp worker %d could not be started: %s", index, error)
-                await asyncio.sleep(RESTART_DELAY)
-                continue
-            self.workers[index] = worker
-            code = await worker.process.wait()
-            worker.link.close()
-            if self._stopping:
-                return
-            del self.workers[index]
-            log.warning("udp worker %d exited (%s); starting it again in %.0f s", index,
-                        _exit_text(code), RESTART_DELAY)
-            await asyncio.sleep(RESTART_DELAY)
+            else:
+                self.workers[index] = worker
+                code = await worker.process.wait()
+                worker.link.close()
+                if self._stopping:
+                    return
+                del self.workers[index]
+                log.warning("udp worker %d exited (%s); starting it again in %.0f s", index,
+                            _exit_text(code), delay)
+            await self._pause(delay)
+            served = loop.time() - started - delay
+            delay = RESTART_DELAY if served >= STEADY else min(delay * 2, RESTART_DELAY_MAX)
 
     async def _spawn(self, index: int) -> _Worker:
         ours, theirs = socket.socketpair()

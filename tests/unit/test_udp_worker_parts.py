@@ -16,7 +16,9 @@ from infrastructure.applied_once import AppliedOnce
 from infrastructure.process_link import LinkClosed, ProcessLink
 from infrastructure.remote_port import ForwardedError, RemotePort, portable, rebuilt
 from infrastructure.settings import load_settings
+from infrastructure.udp_workers import RESTART_DELAY_MAX, UdpWorkers
 from sip_gateway.errors import IntervalTooBrief, MethodNotAllowed, ServiceUnavailable
+from sip_gateway.server.handlers import ClaimingApplier
 from sip_gateway.server.notify_modes import NotifyIntake, notify_mode, read_notify
 from sip_gateway.transport.reuseport import steering_program
 
@@ -286,3 +288,36 @@ def test_a_notify_is_applied_once_per_dialog_and_cseq():
                               ("notify", None, None)]
 
     asyncio.run(scenario())
+
+
+# --- restarts -------------------------------------------------------------------------------
+
+def test_a_worker_that_keeps_dying_at_once_is_restarted_ever_more_slowly():
+    class Exited:
+        async def wait(self):
+            return 1
+
+    class Closed:
+        def close(self):
+            pass
+
+    async def scenario():
+        port = CountingPort()
+        workers = UdpWorkers(1, load_settings(env={}), port, ClaimingApplier(port))
+        pauses: list[float] = []
+
+        async def spawn(index):
+            return type("W", (), {"process": Exited(), "link": Closed(), "index": index})()
+
+        async def pause(seconds):
+            pauses.append(seconds)
+            if len(pauses) == 8:
+                workers._stopping = True
+
+        workers._spawn, workers._pause = spawn, pause
+        await workers._keep(1)
+        return pauses
+
+    pauses = asyncio.run(scenario())
+    assert pauses == [1.0, 2.0, 4.0, 8.0, 16.0, RESTART_DELAY_MAX, RESTART_DELAY_MAX,
+                      RESTART_DELAY_MAX]
