@@ -22,7 +22,6 @@ stays on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import socket
 import statistics
@@ -132,7 +131,7 @@ def running_serve(store_url: str, folder: Path, proxy_port: int | None, transpor
                   workers: int = 0):
     port = free_port()
     tcp = ";transport=tcp" if transport == "tcp" else ""
-    reginfo = (f'[reginfo]\ndefault_domain = "example.com"\npublish_reginfo = true\n'
+    reginfo = ('[reginfo]\ndefault_domain = "example.com"\npublish_reginfo = true\n'
                + (f'outbound_proxy = "sip:{HOST}:{proxy_port}{tcp}"\n' if proxy_port else ""))
     config = folder / f"serve-{port}.toml"
     listen_tcp = f'"{HOST}:{port}"' if transport == "tcp" else ""

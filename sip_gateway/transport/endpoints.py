@@ -50,7 +50,6 @@ class Transports:
 
     async def start(self, sink: MessageSink) -> None:
         """Bind every listener; from now on everything received goes to `sink`."""
-        loop = asyncio.get_running_loop()
         for host, port in self.udp_listen:
             transport = await open_datagrams(sink, host, port, self.udp_buffer,
                                              first=True, workers=self.udp_workers)

@@ -38,18 +38,11 @@ from infrastructure.status import service_status
 from sip_gateway.client.subscription_keeper import WantedSubscription
 from sip_gateway.server.notify_modes import notify_mode
 from infrastructure.commands import Register
-from tests.support import FakeClock, clocked_service, register, run_at_next_second
+from tests.support import FakeClock, register, run_at_next_second
 
 BOB = "sip:bob@example.com"
 CAROL = "sip:carol@example.com"
 DOMAIN = "example.com"
-
-
-@pytest.fixture
-def service(store_url):
-    service = clocked_service(store_url)
-    yield service
-    service.close()
 
 
 run = run_at_next_second

@@ -12,16 +12,9 @@ from domain.watcher import WatcherDialog, watcher_id
 from infrastructure.cli import cli
 from infrastructure.commands import EndWatch, RecordNotified, Register, Watch
 from infrastructure.status import service_status
-from tests.support import clocked_service, register, run_at_next_second
+from tests.support import register, run_at_next_second
 
 ALICE = "sip:alice@example.com"
-
-
-@pytest.fixture
-def service(store_url):
-    service = clocked_service(store_url)
-    yield service
-    service.close()
 
 
 run = run_at_next_second
