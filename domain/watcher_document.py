@@ -41,6 +41,41 @@ class Shown:
     def __bool__(self) -> bool:
         return bool(self.changed or self.ended)
 
+    def then(self, later: Shown) -> Shown:
+        """What this change and a `later` one show together, as one partial state: a
+        binding's latest report wins (a binding ended, then made again, is live)."""
+        changed = {**self.changed, **later.changed}
+        ended = {binding.key: item for item in self.ended for binding in (item[1],)}
+        for item in later.ended:
+            changed.pop(item[1].key, None)
+            ended[item[1].key] = item
+        for key in later.changed:
+            ended.pop(key, None)
+        return Shown(changed, list(ended.values()))
+
+
+NOTHING = Shown({}, [])
+
+
+@dataclass(frozen=True)
+class AorChange:
+    """One change of an AoR (the contact events of its versions `first` to `last`), what it
+    showed each kind of watcher, and their pictures after it."""
+
+    aor_id: str
+    first: int
+    last: int
+    everyone: Shown
+    peers: Shown
+    picture: Held  # every binding, after the change
+    peer_picture: Held  # this node's own bindings, after the change
+
+    def shown(self, peer: bool) -> Shown:
+        return self.peers if peer else self.everyone
+
+    def held(self, peer: bool) -> Held:
+        return self.peer_picture if peer else self.picture
+
 
 def fold(held: Held, events: Iterable[Any], peer: bool = False) -> Shown:
     """Apply one change's contact events to a watcher's picture `held` (in place)."""

@@ -5,8 +5,8 @@ Opening a service creates the tables it needs (once per store, see infrastructur
 and catches every projection up, so any command, run after a crash between an event
 commit and a view update, first repairs the view. `build_gateway` wires `serve` from the
 bottom up: the sockets (bound later, when the gateway starts), the outbound client
-transactions over them, the PUBLISH client and the subscription keeper over those, the
-request handler over the executor, and the SIP core on top, which every socket delivers
+transactions over them, the PUBLISH client, the subscription keeper and the notifier over
+those, the request handler over the executor, and the SIP core on top, which every socket delivers
 to once started.
 """
 
@@ -44,14 +44,20 @@ from infrastructure.settings import Settings, SettingsError
 from infrastructure.store import StoreError, StoreUrl, probe
 from infrastructure.store_locks import PRUNE, REBUILD, store_lock
 from infrastructure.udp_workers import UdpWorkers
+from infrastructure.watcher_ledger import WatchersInStore, WatchesOnExecutor
+from domain.aor import normalize_aor
 from projections import LocationView, UsrlocProjection, catch_up, position, rebuild_usrloc
 from projections.catch_up import apply_committed
+from projections.notifier import AorPictures, watched_history
+from projections.notifier.feed import NotifierFeed
 from projections.publisher import Composer, PublisherProjection, PublisherView, stored_history
 from projections.subscriptions import SubscriptionsProjection, SubscriptionsView
 from projections.watchers import WatchersProjection, WatchersView
 from sip_gateway.client.outbound import Hop, Outbound, next_hop
 from sip_gateway.client.publisher_client import PublisherClient
 from sip_gateway.client.subscription_keeper import SubscriptionKeeper
+from sip_gateway.client.notifier import Notifier
+from sip_gateway.client.watcher_notifier import WatcherNotifier
 from sip_gateway.reginfo import build_reginfo
 from sip_gateway.server.core import SipCore
 from sip_gateway.server.handlers import ClaimingApplier, RequestHandler
@@ -252,6 +258,16 @@ def build_gateway(service: Service) -> Gateway:
         keeper = SubscriptionKeeper(SubscriptionsInStore(service, executor.submit, in_store),
                                     outbound, subscriber=reginfo.server_address,
                                     proxy=reginfo.outbound_proxy, proxy_hop=hop, clock=clock)
+    notifier = feed = watches = None
+    if settings.notifier.enabled:
+        feed = NotifierFeed(service.app, AorPictures(watched_history(service.app)))
+        policy_of_aors = settings.aor_policy
+        notifier = Notifier(WatchersInStore(service, feed, executor.submit, in_store),
+                            WatcherNotifier(outbound),
+                            lambda aor: str(normalize_aor(aor, policy_of_aors).id),
+                            partial(build_reginfo, kamailio_attributes=reginfo.kamailio_compat),
+                            clock)
+        watches = WatchesOnExecutor(executor, notifier)
     policy = gateway_policy(settings)
     port: RegistrationPort = ExecutorPort(
         executor, policy.notify_mode, max_bindings=settings.registrar.max_contacts or None,
@@ -263,9 +279,10 @@ def build_gateway(service: Service) -> Gateway:
     notifies = ClaimingApplier(port, keeper)
     if transports.udp_workers:
         workers = UdpWorkers(transports.udp_workers, settings, port, notifies)
-    handler = RequestHandler(port, policy, clock, keeper, notifies)
+    handler = RequestHandler(port, policy, clock, keeper, notifies, watches)
     core = SipCore(handler, ServerTransactionLayer(), time.monotonic, client=outbound)
-    return Gateway(service, executor, transports, core, outbound, publisher, keeper, workers)
+    return Gateway(service, executor, transports, core, outbound, publisher, keeper, workers,
+                   notifier, feed)
 
 
 def proxy_hop(proxy: str | None, listen) -> Hop | None:

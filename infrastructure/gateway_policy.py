@@ -1,5 +1,5 @@
 """What the request handlers are told by the settings: the registrar's domains and expiry
-limits, the trusted peers, the NOTIFY mode. serve and every UDP worker build the same
+limits, the trusted peers, the NOTIFY mode, the notifier role's lifetimes and access. serve and every UDP worker build the same
 policy from the same settings."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from sip_gateway.server.handlers import GatewayPolicy
 from sip_gateway.server.notify_modes import NotifyMode, notify_mode
 from sip_gateway.server.peers import TrustedPeers
 from sip_gateway.server.registrar import RegistrarPolicy
+from sip_gateway.server.watch_access import WatcherAccess
+from sip_gateway.server.watch_request import WatchPolicy
 
 
 def configured_notify_mode(settings: Settings) -> NotifyMode:
@@ -17,10 +19,17 @@ def configured_notify_mode(settings: Settings) -> NotifyMode:
 
 
 def gateway_policy(settings: Settings) -> GatewayPolicy:
-    return GatewayPolicy(registrar=registrar_policy(settings),
-                         trusted=TrustedPeers(settings.security.trusted),
+    registrar, trusted = registrar_policy(settings), TrustedPeers(settings.security.trusted)
+    notifier = settings.notifier
+    watching = access = None
+    if notifier.enabled:
+        watching = WatchPolicy(notifier.default_expires, notifier.min_expires,
+                               notifier.max_expires)
+        access = WatcherAccess.of(trusted, registrar, notifier.watch_own, notifier.peers)
+    return GatewayPolicy(registrar=registrar, trusted=trusted,
                          notify_mode=configured_notify_mode(settings),
-                         notify_reply_code=settings.notify.reply_code)
+                         notify_reply_code=settings.notify.reply_code,
+                         watching=watching, access=access)
 
 
 def registrar_policy(settings: Settings) -> RegistrarPolicy:

@@ -52,13 +52,17 @@ class ExecutorPort:
         return await self._submit(ApplyNotify(intake.document, context))
 
     async def _submit(self, command):
-        """Run a command; an unreachable store, or an AoR other nodes keep changing, is 503
-        with Retry-After (RFC 3261 21.5.4), so the UA retries or fails over to another
-        registrar."""
-        try:
-            return await self.executor.submit(command)
-        except StoreUnavailable as error:
-            retry_after = BUSY_RETRY_AFTER if isinstance(error, StoreBusy) else STORE_RETRY_AFTER
-            raise ServiceUnavailable(str(error), retry_after=retry_after) from None
-        except StoreContended as error:
-            raise ServiceUnavailable(str(error), retry_after=error.retry_after) from None
+        return await submitted(self.executor, command)
+
+
+async def submitted(executor: GroupCommitExecutor, command):
+    """Run a command; an unreachable store, or an AoR other nodes keep changing, is 503
+    with Retry-After (RFC 3261 21.5.4), so the UA retries or fails over to another
+    registrar."""
+    try:
+        return await executor.submit(command)
+    except StoreUnavailable as error:
+        retry_after = BUSY_RETRY_AFTER if isinstance(error, StoreBusy) else STORE_RETRY_AFTER
+        raise ServiceUnavailable(str(error), retry_after=retry_after) from None
+    except StoreContended as error:
+        raise ServiceUnavailable(str(error), retry_after=error.retry_after) from None

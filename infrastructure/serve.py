@@ -6,12 +6,13 @@ delivers to the SIP core), the UDP workers if `[listen] udp_workers` asks for th
 publisher projections catch up (on the store thread, at most every 5 ms); the sweeper
 records `expired` for lapsed bindings every second; server transactions expire on their
 timers; the PUBLISH client and, while this node holds the store's keeper lock, the
-subscription keeper run; with `[store] retain_days`, a prune of the history older than that
+subscription keeper and the notifier run (the notifier's feed hands each commit's changes
+of watched AoRs to it, and the sweeper what other processes committed); with `[store] retain_days`, a prune of the history older than that
 runs RETENTION_DELAY after the start and every RETENTION_INTERVAL after, on a thread of its
 own (the store thread keeps committing meanwhile), on one node at a time (the store's prune
 lock: a node that finds it taken skips its turn). Stop (SIGTERM/SIGINT): no new TCP
 connections, a prune running stops after its batch, in-flight requests finish (503 from
-then on), the UDP workers finish theirs and exit, TCP peers are closed, SUBSCRIBEs in flight settle, the executor and the PUBLISH
+then on), every watcher gets its final NOTIFY (terminated;reason=deactivated), the UDP workers finish theirs and exit, TCP peers are closed, SUBSCRIBEs in flight settle, the executor and the PUBLISH
 outbox drain (the UDP socket stays open for their answers), then every socket closes and
 the view catches up a last time.
 Once started, what startup built (modules, settings, parsers, the store's connections) is
@@ -37,6 +38,8 @@ from infrastructure.executor import STORE_DOWN, GroupCommitExecutor, StoreUnavai
 from infrastructure.store import StoreUrl
 from infrastructure.store_locks import KEEPER, store_lock
 from infrastructure.udp_workers import UdpWorkers
+from projections.notifier.feed import NotifierFeed
+from sip_gateway.client.notifier import Notifier
 from sip_gateway.client.outbound import Outbound
 from sip_gateway.client.publisher_client import PublisherClient
 from sip_gateway.client.subscription_keeper import SubscriptionKeeper
@@ -70,6 +73,8 @@ class Gateway:
     publisher: PublisherClient | None = None
     keeper: SubscriptionKeeper | None = None
     workers: UdpWorkers | None = None
+    notifier: Notifier | None = None
+    feed: NotifierFeed | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
@@ -80,6 +85,7 @@ class Gateway:
         return self.executor.store_thread
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.executor.start()
         if self.publisher is not None:
             # Before any request: a first start publishes from here on, not the history.
@@ -94,7 +100,8 @@ class Gateway:
             jobs.append(("publisher", self.publisher.run))
         if self.keeper is not None:
             await self._standing_subscriptions()
-            jobs.append(("subscription-keeper", self._keep_subscriptions))
+        if self.keeper is not None or self.notifier is not None:
+            jobs.append(("leader", self._lead))
         if self.service.settings.store.retain_days:
             jobs.append(("retention", self._retain))
         loop = asyncio.get_running_loop()
@@ -125,14 +132,16 @@ class Gateway:
         self._stopping.set()  # a prune running stops after its batch
         self.transports.stop_listening()  # no new TCP connections
         await self.core.drain()  # from here on a request gets 503; the UDP socket stays
-        # open until the last PUBLISH and SUBSCRIBE had their answers, which arrive there
+        # open until the last PUBLISH, SUBSCRIBE and NOTIFY had their answers
+        if self.notifier is not None and self.notifier.running:
+            await self.notifier.stop(SETTLE_TIMEOUT)  # watchers: terminated;reason=deactivated
         if self.workers is not None:
             await self.workers.stop()  # they answer what they have in flight, and exit
         await self.transports.close_connections()
+        for task in self.tasks:
+            if task.get_name() == "leader":
+                task.cancel()
         if self.keeper is not None:
-            for task in self.tasks:
-                if task.get_name() == "subscription-keeper":
-                    task.cancel()
             await self.keeper.settle(SETTLE_TIMEOUT)
         await self.executor.stop()
         if self.publisher is not None:
@@ -168,15 +177,31 @@ class Gateway:
             await asyncio.sleep(PROJECTION_PAUSE)
 
     def _project_committed(self) -> int:
-        """On the store thread: the projections follow what the executor committed; how
-        many documents were composed."""
-        return self.service.project(self.executor.take_recordings(), self.publisher is not None)
+        """On the store thread: the projections follow what the executor committed, and
+        the notifier's feed hands the changes of watched AoRs on; how many documents were
+        composed."""
+        recordings = self.executor.take_recordings()
+        composed = self.service.project(recordings, self.publisher is not None)
+        if self.feed is not None:
+            self._hand_on(self.feed.follow([(r.notification.id, r.domain_event)
+                                            for r in recordings]))
+        return composed
+
+    def _follow_others(self) -> None:
+        """On the store thread: what other processes committed, to the notifier."""
+        if self.feed is not None:
+            self._hand_on(self.feed.catch_up())
+
+    def _hand_on(self, changes) -> None:
+        if changes:
+            self.loop.call_soon_threadsafe(self.notifier.changed, changes)
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             try:
                 await self._in_store(self.service.catch_up)
+                await self._in_store(self._follow_others)
                 now = self.service.clock.now()
                 due = await self._in_store(self.service.view.due_aor_ids, now)
                 if due:
@@ -190,26 +215,34 @@ class Gateway:
             await asyncio.sleep(TIMER_INTERVAL)
             self.core.expire_transactions()
 
-    async def _keep_subscriptions(self) -> None:
-        """Run the keeper while this node holds the store's keeper lock (hot standby else)."""
+    async def _lead(self) -> None:
+        """Run the subscription keeper and the notifier while this node holds the store's
+        keeper lock (hot standby else): one node keeps the standing subscriptions and
+        notifies the watchers."""
         lock = store_lock(StoreUrl.parse(self.service.settings.store.url), KEEPER)
         loop = asyncio.get_running_loop()
-        running: asyncio.Task | None = None
+        running: list[asyncio.Task] = []
         try:
             while True:
-                check = lock.held if running is not None else lock.try_acquire
+                check = lock.held if running else lock.try_acquire
                 held = await loop.run_in_executor(None, check)
-                if held and running is None:
-                    log.info("keeping the standing subscriptions on this node")
-                    running = loop.create_task(self.keeper.run(), name="keeper")
-                elif not held and running is not None:
-                    log.warning("lost the subscription keeper lock: standing by")
-                    running.cancel()
-                    running = None
+                if held and not running:
+                    log.info("leading on this node: standing subscriptions and watchers")
+                    if self.keeper is not None:
+                        running.append(loop.create_task(self.keeper.run(), name="keeper"))
+                    if self.notifier is not None:
+                        running.append(loop.create_task(self.notifier.run(), name="notifier"))
+                elif not held and running:
+                    log.warning("lost the keeper lock: standing by")
+                    for task in running:
+                        task.cancel()
+                    await asyncio.gather(*running, return_exceptions=True)
+                    running = []
                 await asyncio.sleep(LEAD_INTERVAL)
         finally:
-            if running is not None:
-                running.cancel()
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
             await loop.run_in_executor(None, lock.release)
 
     async def _retain(self) -> None:

@@ -61,6 +61,18 @@ class SecuritySettings:
     trusted: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
 
+@dataclass(frozen=True)
+class NotifierSettings:
+    """The notifier role: who may SUBSCRIBE to our AoRs' reg state, and for how long."""
+
+    enabled: bool = True  # false: SUBSCRIBE is refused 405, as before the role existed
+    default_expires: int = 3761  # RFC 3680 3's suggestion, for a SUBSCRIBE without Expires
+    min_expires: int = 60  # shorter asks get 423 with Min-Expires
+    max_expires: int = 86400  # longer asks are shortened to this
+    watch_own: bool = False  # untrusted sources may watch the AoR in their From
+    peers: tuple[str, ...] = ()  # sync peers: networks or From URIs; they hear our own changes
+
+
 MAX_UDP_WORKERS = 64
 
 
@@ -107,6 +119,7 @@ class Settings:
     listen: ListenSettings = ListenSettings()
     store: StoreSettings = StoreSettings()
     node: NodeSettings = field(default_factory=NodeSettings)
+    notifier: NotifierSettings = NotifierSettings()
     subscribe: tuple[SubscribeSettings, ...] = ()
 
     @property
@@ -127,6 +140,7 @@ _SECTION_CLASSES = {
     "listen": ListenSettings,
     "store": StoreSettings,
     "node": NodeSettings,
+    "notifier": NotifierSettings,
 }
 
 
@@ -299,6 +313,23 @@ def _validate(settings: Settings) -> None:
                             "the whole history)")
     if settings.store.cache_size < 0:
         raise SettingsError("[store] cache_size must not be negative")
+    notifier = settings.notifier
+    if not 0 < notifier.min_expires <= notifier.default_expires <= notifier.max_expires:
+        raise SettingsError(
+            "[notifier] needs 0 < min_expires <= default_expires <= max_expires (have "
+            f"{notifier.min_expires}, {notifier.default_expires}, {notifier.max_expires})")
+    for peer in notifier.peers:
+        if ":" in peer and peer.split(":", 1)[0].lower() in ("sip", "sips"):
+            try:
+                parse_uri(peer)
+            except InvalidUri as error:
+                raise SettingsError(f"[notifier] peers: {error}") from None
+            continue
+        try:
+            ipaddress.ip_network(peer, strict=False)
+        except ValueError:
+            raise SettingsError(f"[notifier] peers: {peer!r} is neither a network nor a "
+                                "sip: URI") from None
     if settings.node.event_loop not in ("uvloop", "asyncio"):
         raise SettingsError("[node] event_loop must be \"uvloop\" or \"asyncio\"")
     if settings.store.sqlite_synchronous not in ("normal", "full"):

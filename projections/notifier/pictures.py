@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
 
-from domain.watcher_document import Held, Shown, fold, seen_by
+from domain.watcher_document import AorChange, Held, fold, seen_by
 from projections.retained import Seed, retained_history
 
 # (aor_id, up to version) -> (every binding of the AoR's seed with its last event, the
@@ -44,30 +43,21 @@ def seed_picture(seed: Seed | None) -> Held:
     return {key: (binding, seed.changes[key].event) for key, binding in seed.bindings.items()}
 
 
-@dataclass(frozen=True)
-class Change:
-    """What one change of an AoR shows its watchers, and their pictures after it."""
-
-    everyone: Shown
-    peers: Shown
-    picture: Held  # every binding, after the change
-    peer_picture: Held  # this node's own bindings, after the change
-
-
 class AorPictures:
     def __init__(self, history: WatchedHistory, cache_size: int = CACHE_SIZE) -> None:
         self.history, self.cache_size = history, cache_size
         self._cache: OrderedDict[str, tuple[int, Held, Held]] = OrderedDict()
 
     def advance(self, aor_id: str, first_version: int, last_version: int,
-                events: Iterable[Any]) -> Change:
+                events: Iterable[Any]) -> AorChange:
         """Fold the AoR's events from `first_version` to `last_version` (one change)."""
         picture, peer_picture = self._before(aor_id, first_version)
         events = list(events)
         everyone = fold(picture, events)
         peers = fold(peer_picture, events, peer=True)
         self._keep(aor_id, last_version, picture, peer_picture)
-        return Change(everyone, peers, dict(picture), dict(peer_picture))
+        return AorChange(aor_id, first_version, last_version, everyone, peers, dict(picture),
+                         dict(peer_picture))
 
     def picture(self, aor_id: str, version: int, peer: bool = False) -> Held:
         """The AoR as its watchers see it at `version` (a new watcher's full state)."""

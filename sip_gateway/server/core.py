@@ -20,7 +20,7 @@ from typing import Protocol
 
 from domain import PuaReginfoError
 from sip_gateway.errors import MethodNotAllowed, PeerError, ServiceUnavailable
-from sip_gateway.server.handlers import ALLOWED, RequestHandler, to_uri
+from sip_gateway.server.handlers import RequestHandler, to_uri
 from sip_gateway.server.responses import response_for_error
 from sip_gateway.sip.routing import response_destination, stamp_via
 from sip_gateway.sip import (
@@ -104,8 +104,8 @@ class SipCore:
         if request.method == "ACK":
             return
         if request.method == "INVITE" or not self.accepting:
-            error = (MethodNotAllowed("INVITE is not served here", ALLOWED) if self.accepting
-                     else ServiceUnavailable("shutting down", retry_after=5))
+            error = (MethodNotAllowed("INVITE is not served here", self.handler.allowed)
+                     if self.accepting else ServiceUnavailable("shutting down", retry_after=5))
             send(response_for_error(stamped, error).serialize(), destination)
             return
         try:

@@ -1,4 +1,5 @@
-"""Request handlers: REGISTER (RFC 3261 10.3), NOTIFY (RFC 3680, RFC 6665), OPTIONS.
+"""Request handlers: REGISTER (RFC 3261 10.3), NOTIFY (RFC 3680, RFC 6665), SUBSCRIBE to
+the reg event package (RFC 6665 4.2.1, RFC 3680 5), OPTIONS.
 
 Each handler takes a request whose top Via is already stamped, talks to the application
 only through the RegistrationPort, and returns the response plus the AoR to log. Every
@@ -18,12 +19,15 @@ from sip_gateway.server.notify_modes import NotifyIntake, NotifyMode
 from sip_gateway.server.peers import TrustedPeers
 from sip_gateway.server.ports import RegistrationPort
 from sip_gateway.server.registrar import RegistrarPolicy, read_register, register_ok
+from sip_gateway.server.watch_access import WatcherAccess
+from sip_gateway.server.watch_request import WatchPolicy, WatchRequest, read_subscribe
 from sip_gateway.server.responses import make_response, response_for_error, to_tag_for, warning
 from sip_gateway.sip import NameAddr, SipRequest, SipResponse
 from sip_gateway.sip.values import REGINFO
 from sip_gateway.transport import Arrival
 
 ALLOWED = ("REGISTER", "NOTIFY", "OPTIONS")
+WATCHING = ("REGISTER", "SUBSCRIBE", "NOTIFY", "OPTIONS")  # with the notifier role on
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,17 @@ class GatewayPolicy:
     trusted: TrustedPeers
     notify_mode: NotifyMode
     notify_reply_code: int = 200
+    watching: WatchPolicy | None = None  # the notifier role's lifetimes; None: off (405)
+    access: WatcherAccess | None = None  # who may watch what
+
+
+class WatchPort(Protocol):
+    """The notifier role, as the SUBSCRIBE handler sees it."""
+
+    async def watch(self, ask: WatchRequest, local_tag: str, transport: str,
+                    peer: bool) -> None:
+        """Record the subscription (new, refreshed or ended) and have it notified; raises
+        UnknownWatcher (481) for a refresh of a dialog that has no subscription."""
 
 
 class DialogWatcher(Protocol):
@@ -68,17 +83,22 @@ class RequestHandler:
     """`notifies`: where NOTIFYs are applied (default: the port, claimed by `watcher`)."""
 
     def __init__(self, port: RegistrationPort, policy: GatewayPolicy, clock: Callable[[], float],
-                 watcher: DialogWatcher | None = None, notifies: NotifyApplier | None = None):
+                 watcher: DialogWatcher | None = None, notifies: NotifyApplier | None = None,
+                 watches: WatchPort | None = None):
         self.port, self.policy, self.clock, self.watcher = port, policy, clock, watcher
         self.notifies = notifies or ClaimingApplier(port, watcher)
+        self.watches = watches if policy.watching is not None else None
+        self.allowed = WATCHING if self.watches is not None else ALLOWED
 
     async def handle(self, request: SipRequest, arrival: Arrival) -> SipResponse:
         """The response to `request`."""
         try:
             if request.method == "OPTIONS":
                 return self._options(request)
-            if request.method not in ALLOWED:
-                raise MethodNotAllowed(f"{request.method} is not served here", ALLOWED)
+            if request.method not in self.allowed:
+                raise MethodNotAllowed(f"{request.method} is not served here", self.allowed)
+            if request.method == "SUBSCRIBE":
+                return await self._subscribe(request, arrival)
             if not self.policy.trusted.allows(arrival.source[0]):
                 raise Forbidden(f"{arrival.source[0]} is not a trusted peer")
             if request.method == "REGISTER":
@@ -102,9 +122,22 @@ class RequestHandler:
             return make_response(request, 400, headers=[("Warning", warning(result.reason or ""))])
         return make_response(request, self.policy.notify_reply_code)
 
+    async def _subscribe(self, request: SipRequest, arrival: Arrival) -> SipResponse:
+        """Accept a reg subscription (RFC 6665 4.2.1): 200 with the granted Expires, our
+        Contact and To tag; its NOTIFYs follow from the notifier."""
+        ask = read_subscribe(request, self.policy.watching)
+        peer = self.policy.access.check(ask.resource, ask.watcher, arrival.source[0])
+        local_tag = ask.local_tag or to_tag_for(request)
+        await self.watches.watch(ask, local_tag, arrival.transport, peer)
+        host, port = arrival.local
+        where = f"[{host}]" if ":" in host else host
+        contact = f"<sip:reginfo@{where}:{port};transport={arrival.transport}>"
+        return make_response(request, 200, to_tag=local_tag, headers=[
+            ("Expires", str(ask.expires)), ("Contact", contact)])
+
     def _options(self, request: SipRequest) -> SipResponse:
         return make_response(request, 200, headers=[
-            ("Allow", ", ".join(ALLOWED)), ("Accept", REGINFO), ("Allow-Events", "reg")])
+            ("Allow", ", ".join(self.allowed)), ("Accept", REGINFO), ("Allow-Events", "reg")])
 
     def _error(self, request: SipRequest, error: PuaReginfoError) -> SipResponse:
         if isinstance(error, PeerError):

@@ -122,7 +122,7 @@ def _check_request_uri(text: str, policy: RegistrarPolicy) -> None:
         raise MalformedMessage(f"bad Request-URI: {error}") from None
     if not isinstance(uri, SipUri):
         raise MalformedMessage("a REGISTER Request-URI must be a SIP or SIPS URI")
-    if not _is_ip_literal(uri.host) and not policy.serves(uri.host):
+    if not is_ip_literal(uri.host) and not policy.serves(uri.host):
         raise Forbidden(f"Request-URI domain {uri.host} is not served by this registrar")
 
 
@@ -242,7 +242,7 @@ def _written_uri(text: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _is_ip_literal(host: str) -> bool:
+def is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:

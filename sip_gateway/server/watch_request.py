@@ -7,8 +7,9 @@ the watcher's From tag and one Contact URI, the dialog's remote target (400), an
 lifetime (RFC 6665 4.2.1.1): no Expires takes `default_expires` (RFC 3680 suggests 3761
 s), 0 is a fetch or an unsubscribe, a lifetime below `min_expires` is refused 423 with
 Min-Expires, one above `max_expires` is shortened to it. The resource watched is the
-Request-URI (RFC 3680 3: the AoR). The To tag, when there is one, names the dialog of a
-refresh; a new subscription has none.
+Request-URI of a new subscription (RFC 3680 3: the AoR). The To tag, when there is one,
+names the dialog of a refresh, whose Request-URI is our Contact: its resource is the To
+URI, the AoR the dialog was made for.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def read_subscribe(request: SipRequest, policy: WatchPolicy) -> WatchRequest:
         raise MalformedMessage(f"SUBSCRIBE needs exactly one Contact (has {len(contacts)})")
     remote_target = str(NameAddr.parse(contacts[0], "Contact").uri)
     return WatchRequest(
-        resource=request.uri, watcher=str(from_addr.uri),
+        resource=str(to_addr.uri) if to_addr.tag else request.uri, watcher=str(from_addr.uri),
         call_id=request.headers.get("Call-ID") or "", remote_tag=from_addr.tag,
         local_tag=to_addr.tag, remote_target=remote_target,
         route_set=tuple(request.headers.get_all("Record-Route")), expires=expires,
