@@ -31,6 +31,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,10 +174,14 @@ class KamailioLab:
     def start_presence(self) -> Kamailio:
         return self._start("presence", {})
 
-    def start_registrar(self, presence: Kamailio, versions: bool = True) -> Kamailio:
-        """versions=False: pua's default, every reginfo document says version="0"."""
+    def start_registrar(self, presence: Any, versions: bool = True,
+                        publish: bool = True) -> Kamailio:
+        """`presence`: what has the port its SUBSCRIBEs and PUBLISHes go to (a Kamailio
+        presence server, or our service as notifier). versions=False: pua's default, every
+        reginfo document says version="0". publish=False: no PUBLISH at all."""
         return self._start("registrar", {"PRESENCE_PORT": str(presence.port),
-                                         "VERSIONS": "1" if versions else "0"})
+                                         "VERSIONS": "1" if versions else "0",
+                                         "PUBLISH": "1" if publish else "0"})
 
     def _start(self, role: str, values: dict[str, str]) -> Kamailio:
         name = f"{role}-{len(self.running)}"
