@@ -126,16 +126,23 @@ class PresenceServer(threading.Thread):
         self.sock.close()
 
 
-@contextmanager
 def running_serve(store_url: str, folder: Path, proxy_port: int | None, transport: str = "udp",
                   workers: int = 0):
-    port = free_port()
     tcp = ";transport=tcp" if transport == "tcp" else ""
     reginfo = ('[reginfo]\ndefault_domain = "example.com"\npublish_reginfo = true\n'
                + (f'outbound_proxy = "sip:{HOST}:{proxy_port}{tcp}"\n' if proxy_port else ""))
+    return running_serve_with(store_url, folder, reginfo, tcp=transport == "tcp",
+                              workers=workers)
+
+
+@contextmanager
+def running_serve_with(store_url: str, folder: Path, settings: str, tcp: bool = False,
+                       workers: int = 0):
+    """serve on a free loopback port with `settings` (TOML) added; yields the port."""
+    port = free_port()
     config = folder / f"serve-{port}.toml"
-    listen_tcp = f'"{HOST}:{port}"' if transport == "tcp" else ""
-    config.write_text(reginfo + f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = [{listen_tcp}]\n'
+    listen_tcp = f'"{HOST}:{port}"' if tcp else ""
+    config.write_text(settings + f'[listen]\nudp = ["{HOST}:{port}"]\ntcp = [{listen_tcp}]\n'
                       f'udp_workers = {workers}\n'
                       '[registrar]\ndomains = ["example.com"]\n[node]\nid = "bench"\n')
     process = subprocess.Popen(
