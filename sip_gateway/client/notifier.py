@@ -174,11 +174,13 @@ class Notifier:
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
-    async def settled(self) -> None:
+    async def settled(self, timeout: float = 10.0) -> None:
         """Wait until no watcher is owed a NOTIFY (tests and benchmarks)."""
-        while any(s.busy or (s.task is not None and not s.task.done())
-                  for s in self.served.values()):
-            await asyncio.sleep(0.01)
+        async def idle() -> None:
+            while any(s.busy or (s.task is not None and not s.task.done())
+                      for s in self.served.values()):
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(idle(), timeout)
 
     # Internals -------------------------------------------------------------------------
 

@@ -43,6 +43,11 @@ def test_the_aor_policy_follows_usrloc_and_default_domain():
     ({"PUA_REGINFO_STORE_RETAIN_DAYS": "30.5"}, "[store] retain_days must be a whole number"),
     ({"PUA_REGINFO_LISTEN_UDP_WORKERS": "-1"}, "[listen] udp_workers must be 0 to 64"),
     ({"PUA_REGINFO_LISTEN_UDP_WORKERS": "65"}, "[listen] udp_workers must be 0 to 64"),
+    ({"PUA_REGINFO_NOTIFIER_MIN_EXPIRES": "0"}, "[notifier] needs 0 < min_expires"),
+    ({"PUA_REGINFO_NOTIFIER_MAX_EXPIRES": "100"}, "[notifier] needs 0 < min_expires"),
+    ({"PUA_REGINFO_NOTIFIER_PEERS": "10.0.0.0/33"}, "[notifier] peers: '10.0.0.0/33'"),
+    ({"PUA_REGINFO_NOTIFIER_PEERS": "sip:"}, "[notifier] peers"),
+    ({"PUA_REGINFO_NOTIFIER_ENABLED": "sometimes"}, "must be true or false"),
 ])
 def test_inconsistent_values_are_refused_with_the_key_named(env, message):
     with pytest.raises(SettingsError) as error:
@@ -53,6 +58,15 @@ def test_inconsistent_values_are_refused_with_the_key_named(env, message):
 def test_serve_takes_udp_alone_unless_workers_are_asked_for():
     assert load_settings(env={}).listen.udp_workers == 0
     assert load_settings(env={"PUA_REGINFO_LISTEN_UDP_WORKERS": "4"}).listen.udp_workers == 4
+
+
+def test_the_notifier_role_is_on_by_default_with_rfc_3680_lifetimes():
+    notifier = load_settings(env={}).notifier
+    assert (notifier.enabled, notifier.default_expires, notifier.min_expires,
+            notifier.max_expires, notifier.watch_own, notifier.peers) == (
+        True, 3761, 60, 86400, False, ())
+    peers = load_settings(env={"PUA_REGINFO_NOTIFIER_PEERS": "10.1.0.0/16, sip:reginfo@b"})
+    assert peers.notifier.peers == ("10.1.0.0/16", "sip:reginfo@b")
 
 
 def test_unknown_keys_in_overrides_are_refused():
