@@ -2,7 +2,7 @@
 
 Theory of operation. A SUBSCRIBE we accept records `WatcherSubscribed`: the AoR, the
 dialog as a notifier holds it (Call-ID, our tag, the watcher's tag, the watcher's Contact
-as remote target, the Record-Route set, the transport), its expiry, and whether the
+as remote target, the Record-Route set, the transport, and for TCP the connection it came on), its expiry, and whether the
 watcher is a sync peer (it then hears only this node's own changes, so that two nodes
 subscribed to each other never echo). Every NOTIFY sent records `WatcherNotified` with the
 document version it carried and its CSeq: RFC 3680 5.2 numbers each watcher's documents
@@ -52,6 +52,7 @@ class WatcherDialog:
     remote_target: str  # the watcher's Contact: where NOTIFYs go
     route_set: tuple[str, ...]  # the SUBSCRIBE's Record-Route, in order
     transport: str  # "udp" or "tcp": how the SUBSCRIBE came, and how NOTIFYs leave
+    flow: str | None = None  # "host:port" of the TCP connection the SUBSCRIBE came on
 
     @property
     def dialog_id(self) -> str:
@@ -71,6 +72,7 @@ class WatcherSubscribed(AggregateCreated):
     expires_at: float
     peer: bool
     node: str
+    flow: str | None = None  # absent from events recorded before flows were kept
 
 
 class WatcherRefreshed(AggregateEvent):
@@ -127,10 +129,10 @@ class Watcher(BaseAggregate[UUID]):
 
     def __init__(self, aor: str, call_id: str, local_tag: str, remote_tag: str, watcher: str,
                  remote_target: str, route_set: list[str], transport: str,
-                 expires_at: float, peer: bool, node: str):
+                 expires_at: float, peer: bool, node: str, flow: str | None = None):
         self.aor = aor
         self.dialog = WatcherDialog(call_id, local_tag, remote_tag, watcher, remote_target,
-                                    tuple(route_set), transport)
+                                    tuple(route_set), transport, flow)
         self.expires_at = expires_at
         self.peer = peer
         self.state = ACTIVE
@@ -150,7 +152,8 @@ class Watcher(BaseAggregate[UUID]):
                            remote_tag=dialog.remote_tag, watcher=dialog.watcher,
                            remote_target=dialog.remote_target,
                            route_set=list(dialog.route_set), transport=dialog.transport,
-                           expires_at=expires_at, peer=peer, node=node, timestamp=at(now))
+                           expires_at=expires_at, peer=peer, node=node, flow=dialog.flow,
+                           timestamp=at(now))
 
     @property
     def active(self) -> bool:

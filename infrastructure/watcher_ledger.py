@@ -21,7 +21,9 @@ from infrastructure.gateway_port import submitted
 from projections.notifier.feed import NotifierFeed, Picture
 from projections.watchers import WatcherRow
 from sip_gateway.client.notifier import Notifier
+from sip_gateway.client.watcher_notifier import flow_of
 from sip_gateway.server.watch_request import WatchRequest
+from sip_gateway.transport import Arrival
 
 InStore = Callable[..., Awaitable[Any]]
 
@@ -32,10 +34,11 @@ class WatchesOnExecutor:
     def __init__(self, executor: GroupCommitExecutor, notifier: Notifier) -> None:
         self.executor, self.notifier = executor, notifier
 
-    async def watch(self, ask: WatchRequest, local_tag: str, transport: str,
+    async def watch(self, ask: WatchRequest, local_tag: str, arrival: Arrival,
                     peer: bool) -> None:
+        flow = flow_of(arrival.source) if arrival.transport == "tcp" else None
         dialog = WatcherDialog(ask.call_id, local_tag, ask.remote_tag, ask.watcher,
-                               ask.remote_target, ask.route_set, transport)
+                               ask.remote_target, ask.route_set, arrival.transport, flow)
         watcher: Watcher = await submitted(
             self.executor, Watch(ask.resource, dialog, ask.expires, ask.in_dialog, peer))
         self.notifier.offer(WatcherRow.of(str(watcher.id), watcher))

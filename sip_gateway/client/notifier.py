@@ -64,7 +64,8 @@ class WatcherLedger(Protocol):
 
 class NotifySender(Protocol):
     async def send(self, dialog: NotifyDialog, transport: str, cseq: int,
-                   state: SubscriptionState, body: bytes | None) -> Delivery: ...
+                   state: SubscriptionState, body: bytes | None,
+                   flow: str | None = None) -> Delivery: ...
 
 
 @dataclass(eq=False)
@@ -284,7 +285,7 @@ class Notifier:
             return False
         served.version, served.cseq = document.version, cseq
         delivery = await self.sender.send(served.notify_dialog, served.dialog.transport, cseq,
-                                          state, self.build(document))
+                                          state, self.build(document), served.dialog.flow)
         if delivery.delivered:
             self.sent += 1
             return True

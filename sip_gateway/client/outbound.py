@@ -47,7 +47,10 @@ class ClientTransport(Protocol):
         """Send over UDP; OSError when the socket is closed."""
 
     async def send_stream(self, data: bytes, address: Address) -> None:
-        """Write on our TCP connection to `address` (opened on demand); OSError if lost."""
+        """Write on the TCP connection with `address` (opened on demand); OSError if lost."""
+
+    def connected(self, address: Address) -> bool:
+        """Whether a TCP connection with `address` is open now."""
 
 
 class Hop(NamedTuple):
@@ -90,6 +93,10 @@ class Outbound:
 
     def new_branch(self) -> str:
         return self.layer.new_branch()
+
+    def connected(self, address: Address) -> bool:
+        """Whether a TCP connection with `address` is open now (a watcher's own)."""
+        return self.transport.connected(address)
 
     def reaches(self, hop: Hop) -> bool:
         """Whether requests can go over `hop`'s transport from here."""

@@ -43,7 +43,7 @@ class GatewayPolicy:
 class WatchPort(Protocol):
     """The notifier role, as the SUBSCRIBE handler sees it."""
 
-    async def watch(self, ask: WatchRequest, local_tag: str, transport: str,
+    async def watch(self, ask: WatchRequest, local_tag: str, arrival: Arrival,
                     peer: bool) -> None:
         """Record the subscription (new, refreshed or ended) and have it notified; raises
         UnknownWatcher (481) for a refresh of a dialog that has no subscription."""
@@ -128,7 +128,7 @@ class RequestHandler:
         ask = read_subscribe(request, self.policy.watching)
         peer = self.policy.access.check(ask.resource, ask.watcher, arrival.source[0])
         local_tag = ask.local_tag or to_tag_for(request)
-        await self.watches.watch(ask, local_tag, arrival.transport, peer)
+        await self.watches.watch(ask, local_tag, arrival, peer)
         host, port = arrival.local
         where = f"[{host}]" if ":" in host else host
         contact = f"<sip:reginfo@{where}:{port};transport={arrival.transport}>"

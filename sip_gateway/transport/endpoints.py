@@ -82,9 +82,18 @@ class Transports:
         self._datagrams[0].sendto(data, address)
 
     async def send_stream(self, data: bytes, address: Address) -> None:
+        """On the connection `address` opened to us if it is still open (a watcher's
+        NOTIFYs go back on its SUBSCRIBE's connection), else on ours, opened on demand."""
         if self.links is None:
             raise OSError("the transports are not started")
+        if self.connections is not None and await self.connections.write_to(address, data):
+            return
         await self.links.send(data, address)
+
+    def connected(self, address: Address) -> bool:
+        """Whether a TCP connection with `address` is open (either side opened it)."""
+        return ((self.connections is not None and address in self.connections.peers)
+                or (self.links is not None and address in self.links))
 
     # Shutdown, step by step ----------------------------------------------------------------
 

@@ -68,6 +68,7 @@ class TcpServer:
         self.sink = sink
         self.limits = limits or TcpLimits()
         self.connections: dict[asyncio.Task, asyncio.StreamWriter] = {}
+        self.peers: dict[tuple[str, int], asyncio.StreamWriter] = {}  # open, by peer address
 
     async def close(self, grace: float = 2.0) -> None:
         """Close every connection and let its handler end by itself (a cancelled handler
@@ -83,6 +84,18 @@ class TcpServer:
         if late:
             await asyncio.wait(late, timeout=grace)
 
+    async def write_to(self, peer: tuple[str, int], data: bytes) -> bool:
+        """Write `data` on the open connection from `peer`; False when there is none."""
+        writer = self.peers.get(peer)
+        if writer is None or writer.is_closing():
+            return False
+        writer.write(data)
+        try:
+            await writer.drain()
+        except (ConnectionError, OSError) as error:
+            raise OSError(f"connection from {peer[0]}:{peer[1]} lost: {error}") from None
+        return True
+
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.connections) >= self.limits.max_connections:
             writer.close()
@@ -94,6 +107,7 @@ class TcpServer:
         task = asyncio.current_task()
         self.connections[task] = writer
         peer, local = peername[:2], sockname[:2]
+        self.peers[(peer[0], peer[1])] = writer
         arrival = Arrival((peer[0], peer[1]), "tcp", (local[0], local[1]))
         framer = StreamFramer()
 
@@ -141,6 +155,8 @@ class TcpServer:
             pass  # shutdown: end like a closed connection (see close())
         finally:
             self.connections.pop(task, None)
+            if self.peers.get((peer[0], peer[1])) is writer:
+                del self.peers[(peer[0], peer[1])]
             writer.close()
             try:
                 await writer.wait_closed()

@@ -517,7 +517,10 @@ def _methods_and_versions(corpus: Corpus, rng: random.Random, number: _Numbers, 
         n = number()
         lines = register_lines(n, port, CSeq=f"1 {method}")
         lines[0] = f"{method} sip:example.com SIP/2.0"
-        corpus.udp("unknown-method", wire(lines), call_id(n), expect=405)
+        if method == "SUBSCRIBE":  # served (the notifier): a REGISTER's headers lack Event
+            corpus.udp("subscribe-without-event", wire(lines), call_id(n), expect=489)
+        else:
+            corpus.udp("unknown-method", wire(lines), call_id(n), expect=405)
     for variant in ("plain", "sdp", "bad-cseq"):
         n = number()
         lines = register_lines(n, port, CSeq="1 INVITE" if variant != "bad-cseq" else "1 REGISTER",

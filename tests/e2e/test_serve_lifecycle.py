@@ -23,7 +23,7 @@ def register_bytes(port: int, cseq: int, expires: int = 600, branch: str = "b1")
 def test_serve_answers_options_and_stops_on_sigterm(gateways, sqlite_url):
     gateway = gateways.start(sqlite_url)
     reply = options(gateway.port)
-    assert b"Allow: REGISTER, NOTIFY, OPTIONS" in reply
+    assert b"Allow: REGISTER, SUBSCRIBE, NOTIFY, OPTIONS" in reply
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(5)
         sock.sendto(register_bytes(gateway.port, 1), (HOST, gateway.port))

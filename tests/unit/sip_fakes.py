@@ -61,6 +61,11 @@ class FakeOutbound:
     def sent_by(self, hop) -> tuple[str, int]:
         return self.local
 
+    connections: frozenset = frozenset()  # TCP peers with an open connection
+
+    def connected(self, address) -> bool:
+        return address in self.connections
+
     def then(self, *script) -> None:
         self.script += script
 

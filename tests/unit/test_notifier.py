@@ -101,7 +101,7 @@ class Sender:
     answers: list = field(default_factory=list)
     sent: list = field(default_factory=list)
 
-    async def send(self, dialog, transport, cseq, state, body) -> Delivery:
+    async def send(self, dialog, transport, cseq, state, body, flow=None) -> Delivery:
         self.sent.append((cseq, str(state), body))
         await asyncio.sleep(0)
         return self.answers.pop(0) if self.answers else Delivery(True)

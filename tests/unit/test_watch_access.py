@@ -52,8 +52,8 @@ class Watches:
     def __init__(self) -> None:
         self.asked = []
 
-    async def watch(self, ask, local_tag, transport, peer) -> None:
-        self.asked.append((ask, local_tag, transport, peer))
+    async def watch(self, ask, local_tag, arrival, peer) -> None:
+        self.asked.append((ask, local_tag, arrival.transport, peer))
 
 
 def handler(watching: bool) -> tuple[RequestHandler, Watches]:

@@ -64,3 +64,14 @@ def test_an_unroutable_target_fails_without_sending():
     delivery = send(outbound, replace(DIALOG, remote_target="tel:+15551234"))
     assert not delivery.delivered and "no route to the watcher" in delivery.reason
     assert outbound.sent == []
+
+
+def test_over_tcp_the_subscribes_own_connection_while_it_is_open():
+    outbound = FakeOutbound(answer(200), answer(200))
+    outbound.connections = frozenset({("10.0.0.9", 40123)})
+    notifier = WatcherNotifier(outbound)
+    asyncio.run(notifier.send(DIALOG, "tcp", 4, ACTIVE, b"<reginfo/>", "10.0.0.9:40123"))
+    outbound.connections = frozenset()
+    asyncio.run(notifier.send(DIALOG, "tcp", 5, ACTIVE, b"<reginfo/>", "10.0.0.9:40123"))
+    assert [hop for _, hop in outbound.sent] == [(("10.0.0.9", 40123), "tcp"),
+                                                 (("10.0.0.9", 5062), "tcp")]
