@@ -8,8 +8,11 @@ commands): a cached aggregate they have moved on is one version behind the store
 next save of it conflicts on (aggregate id, version), and the conflicted transaction is
 decided again on fresh loads after `evict`. Whatever did not commit (a failed or
 abandoned unit of work) is evicted too, so an aggregate is never cached with changes
-the store does not hold. Only reads that record nothing (a REGISTER that only asks for
-the bindings) may see a state another node has since changed, as from any replica.
+the store does not hold. A command refused on a cached aggregate (the state another node
+moved on may allow what the cached one forbids: a watcher's next NOTIFY number) is
+decided once more on a fresh load. Only reads that record nothing (a REGISTER that only
+asks for the bindings) may see a state another node has since changed, as from any
+replica.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from domain import (
     AddressOfRecordSnapshot,
     AorIdentity,
     AorPolicy,
+    DomainError,
     PuaReginfoError,
     UnknownAddressOfRecord,
     normalize_aor,
@@ -148,8 +149,9 @@ class Registrations(Application[UUID]):
         """Decide and store one command in its own transaction (the CLI, `handle-notify`,
         the group commit's one-by-one retries); on a conflict with a concurrent writer,
         decide it again on freshly loaded aggregates."""
+        refused_on_cache = False
         for attempt in range(CONFLICT_ATTEMPTS):
-            if attempt:
+            if attempt and not refused_on_cache:
                 time.sleep(conflict_pause(attempt))
             uow = UnitOfWork(self, now, cache)
             try:
@@ -157,7 +159,14 @@ class Registrations(Application[UUID]):
                 uow.commit()
             except IntegrityError:
                 uow.abandon()
+                refused_on_cache = False
                 continue
+            except DomainError:
+                uow.abandon()  # evicts what it loaded: a second try reads the store
+                if uow.from_cache and not refused_on_cache:
+                    refused_on_cache = True  # refused on state another writer moved on?
+                    continue
+                raise
             except BaseException:
                 uow.abandon()
                 raise

@@ -243,22 +243,28 @@ class GroupCommitExecutor:
         uow.prefetch(key for command in commands for key in aggregates_named(self.app, command))
         outcomes = []
         for command in commands:
-            uow.begin_command()
-            try:
-                outcomes.append(Outcome(execute(uow, command)))
-            except DomainError as error:
-                if uow.command_changed():
-                    uow.abandon()
-                    return None
-                outcomes.append(Outcome(error=error))
-            except STORE_DOWN:
-                uow.abandon()
-                raise
-            except Exception:  # a bug must fail its own command, not the batch
-                log.exception("command failed: %r", command)
+            outcome = self._decide_one(uow, command)
+            if outcome is not None and outcome.error is not None and uow.forget_cached():
+                outcome = self._decide_one(uow, command)  # refused on cached state: again
+            if outcome is None:
                 uow.abandon()
                 return None
+            outcomes.append(outcome)
         return uow, outcomes
+
+    def _decide_one(self, uow: UnitOfWork, command: Command) -> Outcome | None:
+        """The command applied in `uow`, or refused; None if it must fail on its own."""
+        uow.begin_command()
+        try:
+            return Outcome(execute(uow, command))
+        except DomainError as error:
+            return None if uow.command_changed() else Outcome(error=error)
+        except STORE_DOWN:
+            uow.abandon()
+            raise
+        except Exception:  # a bug must fail its own command, not the batch
+            log.exception("command failed: %r", command)
+            return None
 
     def _one_by_one(self, commands: list[Command]) -> list[Outcome]:
         outcomes: list[Outcome] = []

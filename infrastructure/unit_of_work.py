@@ -31,6 +31,7 @@ class UnitOfWork:
         self.loaded: dict[UUID, tuple[Any, bool]] = {}
         self.absent: set[UUID] = set()  # known to have no history (see `prefetch`)
         self._before: dict[UUID, int] = {}  # pending events of what this command touched
+        self.from_cache: set[UUID] = set()  # loaded from the cache, not the store
 
     def prefetch(self, keys: Iterable[UUID]) -> None:
         """Learn in one query which of `keys` (aggregates the commands will load, neither
@@ -48,6 +49,20 @@ class UnitOfWork:
         """Start watching what the next command changes (see `command_changed`)."""
         self._before = {}
 
+    def forget_cached(self) -> bool:
+        """A refused command may have been refused on a cached aggregate that another
+        writer (another node) has moved on since: forget what it read from the cache and
+        nothing in this unit of work changed, so that it can be decided again on fresh
+        loads. Whether there was any."""
+        stale = [key for key in self._before
+                 if key in self.from_cache and not self.loaded[key][0].pending_events]
+        for key in stale:
+            del self.loaded[key]
+            self.from_cache.discard(key)
+        if stale and self.cache is not None:
+            self.cache.evict(stale)
+        return bool(stale)
+
     def command_changed(self) -> bool:
         """Whether the command since `begin_command` recorded events (a refused command
         must not have: domain commands validate before they record)."""
@@ -60,7 +75,9 @@ class UnitOfWork:
             if key in self.absent:
                 return None
             found = self.cache.get(key) if self.cache is not None else None
-            if found is None:
+            if found is not None:
+                self.from_cache.add(key)
+            else:
                 try:
                     found = self.app.repository.get(key, projector_func=replayed)
                 except AggregateNotFoundError:

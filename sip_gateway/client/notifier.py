@@ -215,8 +215,11 @@ class Notifier:
             served.pending = served.pending.then(change.shown(served.peer))
             served.held = change.held(served.peer)
             served.aor_version = change.last
-        else:
-            served.full_due = True  # the change does not follow what the watcher holds
+        else:  # the change does not follow what the watcher holds
+            log.info("watcher %s: change %d-%d of %s does not follow version %d: full state",
+                     served.dialog_id, change.first, change.last, served.aor,
+                     served.aor_version)
+            served.full_due = True
 
     def _kick(self, served: Served) -> None:
         if served.busy and (served.task is None or served.task.done()):

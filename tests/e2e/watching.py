@@ -11,12 +11,13 @@ runs it once (-m 1) against the gateway's port; every check is made on its trace
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from pathlib import Path
 
 from lxml import etree
 
-from sip_gateway.sip import SubscriptionState
+from sip_gateway.sip import SipRequest, SubscriptionState, parse_message
 from tests.e2e.conftest import HOST
 from tests.e2e.sipp_peer import TracedMessage
 
@@ -113,10 +114,12 @@ def register(port: int, aor_user: str, contact: str, expires: int, cseq: int,
 class Notified:
     """One NOTIFY as the watcher received it."""
 
-    def __init__(self, message: TracedMessage) -> None:
+    def __init__(self, message: TracedMessage | SipRequest) -> None:
         self.message = message
-        self.state = SubscriptionState.parse(message.header("Subscription-State") or "")
-        self.cseq = message.cseq
+        headers = message.headers
+        self.state = SubscriptionState.parse(headers.get("Subscription-State") or "")
+        self.cseq = int((headers.get("CSeq") or "0").split()[0])
+        self.via = headers.get("Via") or ""
         body = message.body
         self.root = etree.fromstring(body) if body else None
 
@@ -145,5 +148,62 @@ class Notified:
                 f"{self.root.get('state') if self.root is not None else ''} {self.contacts() if self.root is not None else ''}>")
 
 
+class UdpWatcher:
+    """A watcher on a UDP socket of its own that answers each NOTIFY 200 where its Via
+    says (RFC 3261 18.2.2), whichever node sent it (sipp answers its configured peer)."""
+
+    def __init__(self, aor: str, watcher: str = "sip:vm@example.com") -> None:
+        self.aor, self.watcher = aor, watcher
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received: list[Notified] = []
+        self.responses: list = []
+
+    def subscribe(self, port: int, expires: int = 600) -> None:
+        self.sock.sendto((
+            f"SUBSCRIBE {self.aor} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {HOST}:{self.port};branch=z9hG4bK{uuid.uuid4().hex};rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: <{self.watcher}>;tag=uw{self.port}\r\n"
+            f"To: <{self.aor}>\r\nCall-ID: udp-watcher-{self.port}\r\nCSeq: 1 SUBSCRIBE\r\n"
+            f"Contact: <sip:vm@{HOST}:{self.port}>\r\nEvent: reg\r\nExpires: {expires}\r\n"
+            "Content-Length: 0\r\n\r\n").encode(), (HOST, port))
+
+    def wait(self, count: int, timeout: float, context=lambda: "") -> list[Notified]:
+        """The first `count` NOTIFYs (each CSeq once), answering every one."""
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self.received)} of {count} NOTIFYs: "
+                                     f"{self.received}\n{context()}")
+            try:
+                data, source = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            message = parse_message(data)
+            if not isinstance(message, SipRequest):
+                self.responses.append(message)
+                continue
+            head = "\r\n".join(f"{name}: {message.headers.get(name)}"
+                                for name in ("Via", "From", "To", "Call-ID", "CSeq"))
+            self.sock.sendto(f"SIP/2.0 200 OK\r\n{head}\r\nContent-Length: 0\r\n\r\n"
+                             .encode(), source)
+            notified = Notified(message)
+            if all(n.cseq != notified.cseq for n in self.received):
+                self.received.append(notified)
+        return self.received[:count]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def notifies(peer) -> list[Notified]:
-    return [Notified(m) for m in peer.received("NOTIFY")]
+    """The NOTIFYs received, a retransmission (same Call-ID and CSeq) counted once."""
+    seen, found = set(), []
+    for message in peer.received("NOTIFY"):
+        key = (message.call_id, message.cseq)
+        if key not in seen:
+            seen.add(key)
+            found.append(Notified(message))
+    return found

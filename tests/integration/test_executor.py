@@ -188,3 +188,33 @@ def test_a_command_beyond_max_pending_is_refused_at_once(service):
     assert all(isinstance(r, list) for r in results[:3])  # the first three were stored
     service.catch_up()
     assert len(service.view.rows()) == 3
+
+
+def test_a_command_refused_on_a_cached_aggregate_another_node_moved_on_is_decided_again(
+        service, store_url):
+    from domain.watcher import WatcherDialog
+    from infrastructure.aggregate_cache import AggregateCache
+    from infrastructure.commands import RecordNotified, Watch
+
+    dialog = WatcherDialog("w@phone", "ours", "theirs", "sip:w@example.com",
+                           "sip:w@10.0.0.9:5062", (), "udp")
+    cache = AggregateCache()
+    executor = GroupCommitExecutor(service.app, service.clock, cache=cache)
+
+    async def story():
+        executor.start()
+        try:
+            await executor.submit(Watch("sip:alice@example.com", dialog, 600, refresh=False))
+            other = open_test_service(store_url, FakeClock())  # another node, same store
+            try:
+                other.app.run(RecordNotified(dialog.dialog_id, 0, 1, True), other.clock.now())
+            finally:
+                other.close()
+            # This node's cache still holds the watcher before that NOTIFY: version 0
+            # looks next to it, version 1 is next in the store.
+            return await executor.submit(RecordNotified(dialog.dialog_id, 1, 2, False))
+        finally:
+            await executor.stop()
+
+    watcher = asyncio.run(story())
+    assert (watcher.document_version, watcher.cseq) == (1, 2)
