@@ -2,14 +2,15 @@
 
 Theory of operation. A SUBSCRIBE we accept records `WatcherSubscribed`: the AoR, the
 dialog as a notifier holds it (Call-ID, our tag, the watcher's tag, the watcher's Contact
-as remote target, the Record-Route set, the transport, and for TCP the connection it came on), its expiry, and whether the
-watcher is a sync peer (it then hears only this node's own changes, so that two nodes
-subscribed to each other never echo). Every NOTIFY sent records `WatcherNotified` with the
-document version it carried and its CSeq: RFC 3680 5.2 numbers each watcher's documents
-from 0, one by one, so a restart goes on with the next number and the watcher sees no gap.
-A refresh in the dialog records `WatcherRefreshed` (a new expiry, and a full-state NOTIFY
-follows); `WatcherTerminated` ends it with its Subscription-State reason
-(domain/watcher_machine.py), after which only the final NOTIFY may still be sent.
+as remote target, the Record-Route set, the transport, and for TCP the connection it came
+on), its expiry, and whether the watcher is a sync peer (it then hears only this node's
+own changes, so that two nodes subscribed to each other never echo). Every NOTIFY sent
+records `WatcherNotified` with the document version it carried and its CSeq: RFC 3680 5.2
+numbers each watcher's documents from 0, one by one, so a restart goes on with the next
+number and the watcher sees no gap. A refresh in the dialog records `WatcherRefreshed` (a
+new expiry, and a full-state NOTIFY follows); `WatcherTerminated` ends it with its
+Subscription-State reason (domain/watcher_machine.py), after which only the final NOTIFY
+may still be sent.
 """
 
 from __future__ import annotations

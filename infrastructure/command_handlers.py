@@ -87,11 +87,19 @@ def belongs_to_us(uow: UnitOfWork, command: ApplyNotify) -> bool:
 
 
 def expire_due(uow: UnitOfWork, command: ExpireDue) -> int:
+    """Record `expired` for the lapsed bindings of AoRs the view says are due. One whose
+    cached state has nothing due was moved on by another writer (a `contact shorten` from
+    the CLI, another node): it is read again from the store."""
     expired = 0
     for aor_id in command.aor_ids:
         aggregate = uow.aor_by_id(aor_id)
-        if aggregate is not None:
-            expired += aggregate.expire(uow.app.node, uow.now)
+        if aggregate is None:
+            continue
+        count = aggregate.expire(uow.app.node, uow.now)
+        if not count and uow.forget_if_cached(aor_id):
+            aggregate = uow.aor_by_id(aor_id)
+            count = aggregate.expire(uow.app.node, uow.now) if aggregate is not None else 0
+        expired += count
     return expired
 
 

@@ -1,6 +1,6 @@
 """What the request handlers are told by the settings: the registrar's domains and expiry
-limits, the trusted peers, the NOTIFY mode, the notifier role's lifetimes and access. serve and every UDP worker build the same
-policy from the same settings."""
+limits, the trusted peers, the NOTIFY mode, the notifier role's lifetimes and access.
+serve and every UDP worker build the same policy from the same settings."""
 
 from __future__ import annotations
 

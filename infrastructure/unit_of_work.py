@@ -54,10 +54,18 @@ class UnitOfWork:
         writer (another node) has moved on since: forget what it read from the cache and
         nothing in this unit of work changed, so that it can be decided again on fresh
         loads. Whether there was any."""
-        stale = [key for key in self._before
-                 if key in self.from_cache and not self.loaded[key][0].pending_events]
+        return self._forget([key for key in self._before if key in self.from_cache])
+
+    def forget_if_cached(self, key: UUID) -> bool:
+        """Forget `key` if it came from the cache and is unchanged here, so that the next
+        read loads it from the store (another writer may have moved it on)."""
+        return self._forget([key] if key in self.from_cache else [])
+
+    def _forget(self, keys: list[UUID]) -> bool:
+        stale = [key for key in keys if not self.loaded[key][0].pending_events]
         for key in stale:
             del self.loaded[key]
+            self._before.pop(key, None)
             self.from_cache.discard(key)
         if stale and self.cache is not None:
             self.cache.evict(stale)

@@ -1,14 +1,14 @@
 """Sending one watcher its NOTIFY, and what the answer means (RFC 6665 4.2.2).
 
 A NOTIFY is a client transaction of its own toward the dialog's first route or remote
-target (sip_gateway/client/notify_request.py), over the transport the watcher's URI
-names, else the one its SUBSCRIBE came on. A SUBSCRIBE that came over TCP names its
-connection (`flow`): while that connection is open the NOTIFY goes back on it, as a phone
-behind NAT can be reached only there; once it is gone, to the target as above. A 2xx delivers it. Anything else fails it: a
-timeout or a transport error (the watcher is unreachable: RFC 6665 says the notifier
-SHOULD remove the subscription) and every final error response (it MUST; a 481 or 408
-says the dialog is gone). The caller then ends the watcher's subscription without a final
-NOTIFY.
+target (sip_gateway/client/notify_request.py), over the transport the watcher's URI names,
+else the one its SUBSCRIBE came on. A SUBSCRIBE that came over TCP names its connection
+(`flow`): while that connection is open the NOTIFY goes back on it, as a phone behind NAT
+can be reached only there; once it is gone, to the target as above. A 2xx delivers it.
+Anything else fails it: a timeout or a transport error (the watcher is unreachable: RFC
+6665 says the notifier SHOULD remove the subscription) and every final error response (it
+MUST; a 481 or 408 says the dialog is gone). The caller then ends the watcher's
+subscription without a final NOTIFY.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Two `serve` nodes on one PostgreSQL store: one notifies every watcher, the other takes
 over when it dies.
 
-A watcher (answering each NOTIFY where its Via says) SUBSCRIBEs at node B while node A holds the store's keeper lock: A sends
-the NOTIFYs (it finds the subscription in the store), including for a REGISTER that B
-took. A is then killed (SIGKILL): B takes the lock and resumes the subscription with full
-state and the next version and CSeq, and notifies the changes after that itself.
+A watcher (answering each NOTIFY where its Via says) SUBSCRIBEs at node B while node A
+holds the store's keeper lock: A sends the NOTIFYs (it finds the subscription in the
+store), including for a REGISTER that B took. A is then killed (SIGKILL): B takes the lock
+and resumes the subscription with full state and the next version and CSeq, and notifies
+the changes after that itself.
 """
 
 from __future__ import annotations

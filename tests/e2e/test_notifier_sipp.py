@@ -130,7 +130,7 @@ def test_a_fetch_gets_one_full_state_notify_that_ends_it(watching):
 
 
 def test_each_administrative_event_as_a_watching_phone_sees_it(watching):
-    w = watching([("subscribe", 600), *[("notify",)] * 8], watcher=AOR,
+    w = watching([("subscribe", 600), *[("notify",)] * 10], watcher=AOR,
                  extra="[notifier]\nwatch_own = true\n")
     w.register(PHONE, 600, 1)
     w.watch()
@@ -149,7 +149,9 @@ def test_each_administrative_event_as_a_watching_phone_sees_it(watching):
     w.cli("contact", "reject", AOR, PHONE, *config)
     w.notified(7)
     w.cli("contact", "add", AOR, LAPTOP, "--expires", "600", *config)
-    seen = w.notified(8)[1:]
+    w.notified(8)
+    w.cli("contact", "shorten", AOR, LAPTOP, "--expires", "1", *config)
+    seen = w.notified(10)[1:]
     told = [(c["state"], c["event"], c.get("expires"), c.get("retry-after"))
             for n in seen for c in n.contacts().values()]
     assert told == [("active", "shortened", "120", None),
@@ -158,8 +160,11 @@ def test_each_administrative_event_as_a_watching_phone_sees_it(watching):
                     ("terminated", "probation", "0", "30"),
                     ("active", "registered", "600", None),
                     ("terminated", "rejected", "0", None),
-                    ("active", "created", "600", None)]
-    assert [n.version for n in seen] == list(range(1, 8))
+                    ("active", "created", "600", None),
+                    ("active", "shortened", "1", None),
+                    ("terminated", "expired", "0", None)]
+    assert [n.version for n in seen] == list(range(1, 10))
+    assert seen[-1].registration_state == "terminated"
     w.finished()
 
 

@@ -143,9 +143,10 @@ class Notified:
         return found
 
     def __repr__(self) -> str:
-        return (f"<NOTIFY cseq={self.cseq} {self.state} version="
-                f"{self.root.get('version') if self.root is not None else '-'} "
-                f"{self.root.get('state') if self.root is not None else ''} {self.contacts() if self.root is not None else ''}>")
+        if self.root is None:
+            return f"<NOTIFY cseq={self.cseq} {self.state} without a body>"
+        return (f"<NOTIFY cseq={self.cseq} {self.state} version={self.version} "
+                f"{self.root.get('state')} {self.contacts()}>")
 
 
 class UdpWatcher:

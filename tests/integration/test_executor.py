@@ -218,3 +218,37 @@ def test_a_command_refused_on_a_cached_aggregate_another_node_moved_on_is_decide
 
     watcher = asyncio.run(story())
     assert (watcher.document_version, watcher.cseq) == (1, 2)
+
+
+def test_a_binding_another_writer_shortened_expires_though_this_node_cached_its_aor(
+        service, store_url):
+    from uuid import UUID
+
+    from infrastructure.aggregate_cache import AggregateCache
+    from infrastructure.commands import ExpireDue, ShortenContact
+
+    contact = "sip:a@10.0.0.1"
+    executor = GroupCommitExecutor(service.app, service.clock, cache=AggregateCache())
+
+    async def story():
+        executor.start()
+        try:
+            await executor.submit(Register("sip:a@example.com",
+                                           register("c", 1, (contact, 600))))
+            cli = open_test_service(store_url, FakeClock(service.clock.now()))
+            try:  # the CLI (another process) shortens it; this node's cache does not know
+                cli.app.run(ShortenContact("sip:a@example.com", contact, 1, "admin"),
+                            cli.clock.now())
+            finally:
+                cli.close()
+            service.clock.advance(2)
+            service.catch_up()
+            due = [UUID(d) for d in service.view.due_aor_ids(service.clock.now())]
+            assert due, "the view knows the binding is due"
+            return await executor.submit(ExpireDue(tuple(due)))
+        finally:
+            await executor.stop()
+
+    assert asyncio.run(story()) == 1
+    service.catch_up()
+    assert service.view.rows(valid_at=service.clock.now()) == []
