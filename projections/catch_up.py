@@ -22,6 +22,13 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 
 BATCH_SIZE = 1000
+# A projection of some topics only remembers (in memory) how far it found none of them,
+# and starts the next catch-up there rather than at its last applied event: otherwise
+# every catch-up reads again everything the log took since (measured: the watchers view,
+# polled every 2 s, read the whole history of a registrar with no watcher each time). It
+# reads the last SCAN_OVERLAP ids again, for a PostgreSQL transaction that took a lower
+# id but committed after a higher one was seen.
+SCAN_OVERLAP = 1000
 
 
 class TrackedProjection(Protocol):
@@ -29,6 +36,7 @@ class TrackedProjection(Protocol):
     view: TrackingRecorder
     topics: tuple[str, ...]  # () for every notification
     written: int | None  # the position this runner last wrote (None: unknown)
+    # scanned (optional, with topics): no notification of its topics up to here
 
     def process(self, events: list[Any], tracking: Tracking, after: int) -> None: ...
 
@@ -45,12 +53,16 @@ def catch_up(
 ) -> int:
     """Apply every notification after the projection's position; returns how many."""
     done = 0
-    start = position(app, projection) + 1
+    start = max(position(app, projection), getattr(projection, "scanned", 0)) + 1
     while True:
+        head = (app.recorder.max_notification_id() or 0) if projection.topics else 0
         notifications = app.recorder.select_notifications(
             start, limit=batch_size, topics=projection.topics)
         if not notifications:
             projection.written = start - 1
+            if projection.topics:  # nothing of its topics up to `head`: not read again
+                projection.scanned = max(getattr(projection, "scanned", 0),
+                                         head - SCAN_OVERLAP)
             return done
         events = [app.mapper.to_domain_event(n) for n in notifications]
         last = notifications[-1].id

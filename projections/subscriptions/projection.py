@@ -31,6 +31,7 @@ class SubscriptionsProjection:
 
     name = "subscriptions"
     written: int | None = None  # the position this runner last wrote
+    scanned: int = 0  # no notification of its topics up to here (projections/catch_up.py)
     topics = RESOURCE_SUBSCRIPTION_TOPICS
 
     def __init__(self, view: SubscriptionsView, load: Load):

@@ -29,6 +29,7 @@ class WatchersProjection:
 
     name = "watchers"
     written: int | None = None  # the position this runner last wrote
+    scanned: int = 0  # no notification of its topics up to here (projections/catch_up.py)
     topics = WATCHER_TOPICS
 
     def __init__(self, view: WatchersView, load: Load, cache_size: int = CACHE_SIZE):
