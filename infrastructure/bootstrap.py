@@ -279,7 +279,8 @@ def build_gateway(service: Service) -> Gateway:
     notifies = ClaimingApplier(port, keeper)
     if transports.udp_workers:
         workers = UdpWorkers(transports.udp_workers, settings, port, notifies)
-    handler = RequestHandler(port, policy, clock, keeper, notifies, watches)
+    handler = RequestHandler(port, policy, clock, keeper, notifies, watches,
+                             not_ready=lambda: executor.unavailable)
     core = SipCore(handler, ServerTransactionLayer(), time.monotonic, client=outbound)
     return Gateway(service, executor, transports, core, outbound, publisher, keeper, workers,
                    notifier, feed)

@@ -169,6 +169,17 @@ class GroupCommitExecutor:
         self._queue.clear()
         return taken
 
+    def store_down(self, reason: str) -> None:
+        """Another job found the store gone (serve's sweeper reads it every second):
+        commands fail fast from now on, and OPTIONS says 503, until it is back."""
+        self._store_down(reason, asyncio.get_running_loop().time())
+
+    def store_back(self) -> None:
+        """Another job read the store again: commands go to it from now on."""
+        if self.unavailable is not None and not self._overdue:
+            log.warning("event store available again")
+            self.unavailable = None
+
     def _store_down(self, reason: str, now: float) -> None:
         if self.unavailable is None:
             log.error("event store unavailable: %s; commands fail fast for %.1f s between "

@@ -203,7 +203,7 @@ class Gateway:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             try:
-                await self._in_store(self.service.catch_up)
+                await self._read_store()
                 await self._in_store(self._follow_others)
                 now = self.service.clock.now()
                 due = await self._in_store(self.service.view.due_aor_ids, now)
@@ -212,6 +212,17 @@ class Gateway:
                     log.info("expired %d binding(s)", count)
             except Exception as error:
                 _report("sweeper", error)
+
+    async def _read_store(self) -> None:
+        """The view follows what other processes committed. A store that cannot be read
+        is reported to the executor (so that a node without traffic stops saying it is
+        ready), and one read again after an outage too."""
+        try:
+            await self._in_store(self.service.catch_up)
+        except STORE_DOWN as error:
+            self.executor.store_down(str(error))
+            raise
+        self.executor.store_back()
 
     async def _timers(self) -> None:
         while True:

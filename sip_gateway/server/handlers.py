@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from domain import PuaReginfoError
-from sip_gateway.errors import Forbidden, MethodNotAllowed, PeerError, UnknownSubscription
+from sip_gateway.errors import (
+    Forbidden,
+    MethodNotAllowed,
+    PeerError,
+    ServiceUnavailable,
+    UnknownSubscription,
+)
 from domain.notify_rfc import NotifyResult
 from sip_gateway.server.notify_modes import NotifyIntake, NotifyMode
 from sip_gateway.server.peers import TrustedPeers
@@ -28,6 +34,7 @@ from sip_gateway.transport import Arrival
 
 ALLOWED = ("REGISTER", "NOTIFY", "OPTIONS")
 WATCHING = ("REGISTER", "SUBSCRIBE", "NOTIFY", "OPTIONS")  # with the notifier role on
+NOT_READY_RETRY_AFTER = 5  # seconds, as for a REGISTER while the store is away
 
 
 @dataclass(frozen=True)
@@ -84,8 +91,10 @@ class RequestHandler:
 
     def __init__(self, port: RegistrationPort, policy: GatewayPolicy, clock: Callable[[], float],
                  watcher: DialogWatcher | None = None, notifies: NotifyApplier | None = None,
-                 watches: WatchPort | None = None):
+                 watches: WatchPort | None = None,
+                 not_ready: Callable[[], str | None] = lambda: None):
         self.port, self.policy, self.clock, self.watcher = port, policy, clock, watcher
+        self.not_ready = not_ready  # why this node cannot take requests now (None: it can)
         self.notifies = notifies or ClaimingApplier(port, watcher)
         self.watches = watches if policy.watching is not None else None
         self.allowed = WATCHING if self.watches is not None else ALLOWED
@@ -136,6 +145,11 @@ class RequestHandler:
             ("Expires", str(ask.expires)), ("Contact", contact)])
 
     def _options(self, request: SipRequest) -> SipResponse:
+        """200 with what we serve; 503 while requests would get 503 (the event store is
+        away), so that a dispatcher probing with OPTIONS sends no traffic here meanwhile."""
+        reason = self.not_ready()
+        if reason is not None:
+            raise ServiceUnavailable(f"not ready: {reason}", retry_after=NOT_READY_RETRY_AFTER)
         return make_response(request, 200, headers=[
             ("Allow", ", ".join(self.allowed)), ("Accept", REGINFO), ("Allow-Events", "reg")])
 

@@ -2,13 +2,14 @@
 
 `serve` binds each UDP listener first, then every UDP worker binds the same address:
 together they form one reuseport group, and the kernel hands each datagram to one socket
-of the group. `steer` attaches a classic BPF program to the group that picks the socket:
-a datagram whose payload begins with "SIP/" is a response (to our PUBLISH, SUBSCRIBE or
+of the group. `steer` attaches a classic BPF program to the group that picks the socket: a
+datagram whose payload begins with "SIP/" is a response (to our PUBLISH, SUBSCRIBE or
 NOTIFY, whose client transactions live in `serve`) and one that begins with "SUBS" a
-SUBSCRIBE (the notifier's watchers live in `serve`), so both go to the group's first
-socket, serve's; any other datagram goes to one of the workers, drawn at random. The kernel
-numbers a group's sockets in the order they joined, and when one leaves, the last one
-takes its number: serve's socket, which joined first and leaves last, keeps number 0.
+SUBSCRIBE (the notifier's watchers live in `serve`), and one that begins with "OPTI" an
+OPTIONS probe (`serve` knows whether the store is there), so these go to the group's first
+socket, serve's; any other datagram goes to one of the workers, drawn at random. The
+kernel numbers a group's sockets in the order they joined, and when one leaves, the last
+one takes its number: serve's socket, which joined first and leaves last, keeps number 0.
 While a worker is missing the program may name a number the group no longer has; the
 kernel then picks by the flow hash, serve included, which serves requests too.
 
@@ -38,19 +39,21 @@ _RET_K = 0x06 | 0x00  # BPF_RET | BPF_K
 _SKF_AD_RANDOM = -0x1000 + 56  # SKF_AD_OFF + SKF_AD_RANDOM: a random 32-bit number
 _RESPONSE_START = int.from_bytes(b"SIP/", "big")
 _SUBSCRIBE_START = int.from_bytes(b"SUBS", "big")
+_OPTIONS_START = int.from_bytes(b"OPTI", "big")
 
 
 def steering_program(workers: int) -> list[tuple[int, int, int, int]]:
-    """The program, as (code, jt, jf, k) instructions: responses and SUBSCRIBEs (the
-    notifier's watchers live in serve) to socket 0, anything else to socket 1..workers at
-    random. A datagram shorter than 4 bytes fails the load,
+    """The program, as (code, jt, jf, k) instructions: responses, SUBSCRIBEs (the
+    notifier's watchers live in serve) and OPTIONS (serve knows whether the store is
+    there) to socket 0, anything else to socket 1..workers at random. A datagram shorter than 4 bytes fails the load,
     and the program then returns 0 (serve)."""
     if workers < 1:
         raise ValueError("steering needs at least one worker")
     return [
         (_LD_W_ABS, 0, 0, 0),  # A = the payload's first four bytes
-        (_JEQ_K, 5, 0, _RESPONSE_START),  # "SIP/": a response -> serve
-        (_JEQ_K, 4, 0, _SUBSCRIBE_START),  # "SUBS": a SUBSCRIBE -> serve
+        (_JEQ_K, 6, 0, _RESPONSE_START),  # "SIP/": a response -> serve
+        (_JEQ_K, 5, 0, _SUBSCRIBE_START),  # "SUBS": a SUBSCRIBE -> serve
+        (_JEQ_K, 4, 0, _OPTIONS_START),  # "OPTI": an OPTIONS probe -> serve
         (_LD_W_ABS, 0, 0, _SKF_AD_RANDOM & 0xFFFFFFFF),  # A = random
         (_MOD_K, 0, 0, workers),  # A = A % workers
         (_ADD_K, 0, 0, 1),  # A = A + 1: a worker's socket

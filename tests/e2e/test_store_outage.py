@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from sip_gateway.sip import SipResponse, parse_message
-from tests.e2e.conftest import HOST
+from tests.e2e.conftest import HOST, options
 
 pytestmark = pytest.mark.postgres
 STORE_TIMEOUT = 2
@@ -80,3 +80,37 @@ def test_registers_get_503_while_the_store_is_down_and_200_when_it_is_back(gatew
     assert gateway.stop() == 0
     assert "event store unavailable" in gateway.log()
     assert "event store available again" in gateway.log()
+
+
+def options_status(port: int) -> int | None:
+    reply = options(port)
+    return int(reply.split(b" ", 2)[1]) if reply.startswith(b"SIP/2.0 ") else None
+
+
+def wait_for_options(port: int, status: int, timeout: float = 10) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if options_status(port) == status:
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise AssertionError(f"OPTIONS never answered {status} within {timeout} s")
+
+
+def test_options_says_503_while_the_store_is_away_even_without_traffic(gateways, postgres_url):
+    """A dispatcher probing with OPTIONS stops sending to a node whose store is gone, and
+    comes back when it is back, with no REGISTER needed to notice either."""
+    database = postgres_url.rsplit("/", 1)[1]
+    gateway = gateways.start(postgres_url, f"[store]\ntimeout = {STORE_TIMEOUT}\n")
+    assert options_status(gateway.port) == 200
+    try:
+        admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+              f"WHERE datname = '{database}'")
+        wait_for_options(gateway.port, 503)
+        reply = options(gateway.port)
+        assert b"Retry-After: 5" in reply and b"not ready" in reply, reply
+    finally:
+        admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    wait_for_options(gateway.port, 200)
+    first, _ = register(gateway.port, 1)
+    assert first is not None and first.status == 200, first

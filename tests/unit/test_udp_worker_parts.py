@@ -56,11 +56,12 @@ def run_program(program, payload: bytes, random: int) -> int:
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3, 8])
-def test_responses_and_subscribes_go_to_serve_and_requests_to_every_worker(workers):
+def test_responses_subscribes_and_options_go_to_serve_and_requests_to_every_worker(workers):
     program = steering_program(workers)
     assert all(len(struct.pack("HBBI", *instruction)) == 8 for instruction in program)
     assert run_program(program, b"SIP/2.0 200 OK\r\n", 12345) == 0
     assert {run_program(program, b"SUBSCRIBE sip:x SIP/2.0\r\n", n) for n in range(64)} == {0}
+    assert {run_program(program, b"OPTIONS sip:x SIP/2.0\r\n", n) for n in range(64)} == {0}
     assert run_program(program, b"SI", 12345) == 0
     chosen = {run_program(program, b"REGISTER sip:x SIP/2.0\r\n", n) for n in range(64)}
     assert chosen == set(range(1, workers + 1))
