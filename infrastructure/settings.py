@@ -8,6 +8,7 @@ sections or keys, wrong types and inconsistent values are refused with one clear
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -15,13 +16,19 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from domain import AorPolicy, InvalidUri, PuaReginfoError, SipUri, parse_uri
+from infrastructure.store import StoreError, StoreUrl
+from sip_gateway.transport.listeners import parse_listen
 
 ENV_PREFIX = "PUA_REGINFO_"
 DEFAULT_STORE_URL = "sqlite:///./pua-reginfo.db"
 
 
 class SettingsError(PuaReginfoError):
-    """Settings that cannot be used; the message names the key."""
+    """Settings that cannot be used; the message names the key, one line per problem."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 @dataclass(frozen=True)
@@ -258,23 +265,32 @@ def _subscriptions(items: Any) -> tuple[SubscribeSettings, ...]:
 
 
 def _validate(settings: Settings) -> None:
+    found = problems_of(settings)
+    if found:
+        raise SettingsError("\n".join(found), found)
+
+
+def problems_of(settings: Settings) -> list[str]:
+    """Every problem of `settings` that `serve` would stop at, one line each."""
+    problems: list[str] = []
+    say = problems.append
     if settings.notify.mode not in ("rfc", "kamailio"):
-        raise SettingsError(f"[notify] mode must be 'rfc' or 'kamailio', not {settings.notify.mode!r}")
+        say(f"[notify] mode must be 'rfc' or 'kamailio', not {settings.notify.mode!r}")
     if settings.notify.reply_code not in (200, 202):
-        raise SettingsError("[notify] reply_code must be 200 or 202")
+        say("[notify] reply_code must be 200 or 202")
     reg = settings.registrar
     if not 0 < reg.min_expires <= reg.default_expires <= reg.max_expires:
-        raise SettingsError(
-            "[registrar] needs 0 < min_expires <= default_expires <= max_expires "
-            f"(have {reg.min_expires}, {reg.default_expires}, {reg.max_expires})"
-        )
+        say("[registrar] needs 0 < min_expires <= default_expires <= max_expires "
+            f"(have {reg.min_expires}, {reg.default_expires}, {reg.max_expires})")
     if reg.max_contacts < 0:
-        raise SettingsError("[registrar] max_contacts must not be negative (0: no limit)")
+        say("[registrar] max_contacts must not be negative (0: no limit)")
+    for domain in reg.domains:
+        if not _HOSTNAME.fullmatch(domain):
+            say(f"[registrar] domains: {domain!r} is not a host name")
     for network in settings.security.trusted:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise SettingsError(f"[security] trusted: {network!r} is not a network") from None
+        if not _is_network(network):
+            say(f"[security] trusted: {network!r} is not a network")
+    parsed: dict[str, Any] = {}
     for label, uri in (
         ("[reginfo] outbound_proxy", settings.reginfo.outbound_proxy),
         ("[reginfo] server_address", settings.reginfo.server_address),
@@ -282,55 +298,73 @@ def _validate(settings: Settings) -> None:
     ):
         if uri is not None:
             try:
-                parse_uri(uri)
+                parsed[label] = parse_uri(uri)
             except InvalidUri as error:
-                raise SettingsError(f"{label}: {error}") from None
+                say(f"{label}: {error}")
     reginfo = settings.reginfo
     if (settings.subscribe or reginfo.subscribe_on_register) and not reginfo.server_address:
-        raise SettingsError("subscriptions need [reginfo] server_address (From and Contact "
-                            "of our SUBSCRIBEs)")
-    if reginfo.server_address is not None and not isinstance(parse_uri(reginfo.server_address),
-                                                             SipUri):
-        raise SettingsError("[reginfo] server_address must be a sip: or sips: URI")
+        say("subscriptions need [reginfo] server_address (From and Contact of our "
+            "SUBSCRIBEs)")
+    server = parsed.get("[reginfo] server_address")
+    if server is not None and not isinstance(server, SipUri):
+        say("[reginfo] server_address must be a sip: or sips: URI")
     for sub in settings.subscribe:
         if sub.expires <= 0:
-            raise SettingsError("[[subscribe]] expires must be positive")
+            say("[[subscribe]] expires must be positive")
     listen = settings.listen
+    for kind, addresses in (("udp", listen.udp), ("tcp", listen.tcp)):
+        for address in addresses:
+            try:
+                parse_listen(address)
+            except ValueError:
+                say(f"[listen] {kind}: {address!r} is not an IP address and port "
+                    "(127.0.0.1:5060, [::1]:5060)")
     if min(listen.tcp_idle_timeout, listen.tcp_header_timeout, listen.tcp_max_connections) <= 0:
-        raise SettingsError("[listen] tcp timeouts and tcp_max_connections must be positive")
+        say("[listen] tcp timeouts and tcp_max_connections must be positive")
     if listen.udp_receive_buffer < 65536:
-        raise SettingsError("[listen] udp_receive_buffer must be at least 65536 bytes")
+        say("[listen] udp_receive_buffer must be at least 65536 bytes")
     if not 0 <= listen.udp_workers <= MAX_UDP_WORKERS:
-        raise SettingsError(f"[listen] udp_workers must be 0 to {MAX_UDP_WORKERS}")
+        say(f"[listen] udp_workers must be 0 to {MAX_UDP_WORKERS}")
     if listen.udp_workers and not hasattr(socket, "SO_REUSEPORT"):
-        raise SettingsError("[listen] udp_workers needs SO_REUSEPORT (Linux)")
+        say("[listen] udp_workers needs SO_REUSEPORT (Linux)")
     if not settings.node.id:
-        raise SettingsError("[node] id must not be empty")
+        say("[node] id must not be empty")
+    try:
+        StoreUrl.parse(settings.store.url)
+    except StoreError as error:
+        say(f"[store] url: {error}")
     if settings.store.timeout <= 0 or settings.store.max_pending <= 0:
-        raise SettingsError("[store] timeout and max_pending must be positive")
+        say("[store] timeout and max_pending must be positive")
     if settings.store.retain_days is not None and settings.store.retain_days < 1:
-        raise SettingsError("[store] retain_days must be at least 1 (leave it out to keep "
-                            "the whole history)")
+        say("[store] retain_days must be at least 1 (leave it out to keep the whole history)")
     if settings.store.cache_size < 0:
-        raise SettingsError("[store] cache_size must not be negative")
+        say("[store] cache_size must not be negative")
     notifier = settings.notifier
     if not 0 < notifier.min_expires <= notifier.default_expires <= notifier.max_expires:
-        raise SettingsError(
-            "[notifier] needs 0 < min_expires <= default_expires <= max_expires (have "
+        say("[notifier] needs 0 < min_expires <= default_expires <= max_expires (have "
             f"{notifier.min_expires}, {notifier.default_expires}, {notifier.max_expires})")
     for peer in notifier.peers:
         if ":" in peer and peer.split(":", 1)[0].lower() in ("sip", "sips"):
             try:
                 parse_uri(peer)
             except InvalidUri as error:
-                raise SettingsError(f"[notifier] peers: {error}") from None
-            continue
-        try:
-            ipaddress.ip_network(peer, strict=False)
-        except ValueError:
-            raise SettingsError(f"[notifier] peers: {peer!r} is neither a network nor a "
-                                "sip: URI") from None
+                say(f"[notifier] peers: {error}")
+        elif not _is_network(peer):
+            say(f"[notifier] peers: {peer!r} is neither a network nor a sip: URI")
     if settings.node.event_loop not in ("uvloop", "asyncio"):
-        raise SettingsError("[node] event_loop must be \"uvloop\" or \"asyncio\"")
+        say("[node] event_loop must be \"uvloop\" or \"asyncio\"")
     if settings.store.sqlite_synchronous not in ("normal", "full"):
-        raise SettingsError("[store] sqlite_synchronous must be \"normal\" or \"full\"")
+        say("[store] sqlite_synchronous must be \"normal\" or \"full\"")
+    return problems
+
+
+_HOSTNAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+"
+                       r"|\[[0-9A-Fa-f:.]+\]")
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True

@@ -11,6 +11,7 @@ import click
 from eventsourcing.persistence import PersistenceError
 
 from domain import PuaReginfoError
+from infrastructure.cli.config import config
 from infrastructure.cli.contact import contact, expire
 from infrastructure.cli.maintenance import prune, rebuild
 from infrastructure.cli.notify import handle_notify
@@ -43,7 +44,8 @@ def _first_line(error: BaseException) -> str:
 
 
 def _fail(ctx: click.Context, message: str, status: int = 1) -> None:
-    click.echo(f"pua-reginfo: error: {message}", err=True)
+    for line in message.splitlines() or [""]:  # several problems: a line each
+        click.echo(f"pua-reginfo: error: {line}", err=True)
     ctx.exit(status)
 
 
@@ -68,6 +70,7 @@ cli.add_command(serve)
 cli.add_command(subscribe)
 cli.add_command(unsubscribe)
 cli.add_command(status)
+cli.add_command(config)
 
 
 def main() -> None:

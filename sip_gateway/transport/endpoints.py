@@ -19,6 +19,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import os
 import socket
 from collections.abc import Sequence
 
@@ -51,13 +52,19 @@ class Transports:
     async def start(self, sink: MessageSink) -> None:
         """Bind every listener; from now on everything received goes to `sink`."""
         for host, port in self.udp_listen:
-            transport = await open_datagrams(sink, host, port, self.udp_buffer,
-                                             first=True, workers=self.udp_workers)
+            try:
+                transport = await open_datagrams(sink, host, port, self.udp_buffer,
+                                                 first=True, workers=self.udp_workers)
+            except OSError as error:
+                raise _on(error, "udp", host, port) from None
             self._datagrams.append(transport)
             log.info("listening udp %s", address_text(transport.get_extra_info("sockname")))
         self.connections = TcpServer(sink, self.limits)
         for host, port in self.tcp_listen:
-            server = await asyncio.start_server(self.connections.handle, host, port)
+            try:
+                server = await asyncio.start_server(self.connections.handle, host, port)
+            except OSError as error:
+                raise _on(error, "tcp", host, port) from None
             self._servers.append(server)
             for sock in server.sockets:
                 log.info("listening tcp %s", address_text(sock.getsockname()))
@@ -129,9 +136,16 @@ async def open_datagrams(sink: MessageSink, host: str, port: int, buffer: int | 
             steer(sock, workers)
         transport, _ = await loop.create_datagram_endpoint(
             lambda: UdpProtocol(sink, (host, port)), sock=sock)
-    else:
+    else:  # bound here, so that a failure keeps its errno (uvloop's message drops it)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                             socket.SOCK_DGRAM)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: UdpProtocol(sink, (host, port)), local_addr=(host, port))
+            lambda: UdpProtocol(sink, (host, port)), sock=sock)
     if buffer:
         grow_receive_buffer(transport.get_extra_info("socket"), buffer)
     return transport
@@ -179,3 +193,10 @@ def reachable_host(host: str, toward: Address | None) -> str:
             return probe.getsockname()[0]
         except OSError:
             return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+
+
+def _on(error: OSError, transport: str, host: str, port: int) -> OSError:
+    """A bind error that names the address it was about."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    reason = os.strerror(error.errno) if error.errno else str(error)  # uvloop's says less
+    return OSError(error.errno, f"{transport} {where}: {reason}")

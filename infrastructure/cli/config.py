@@ -1,0 +1,34 @@
+"""`pua-reginfo config check [FILE]`: everything `serve` would refuse in its settings, one
+line per problem, before a deployment finds out."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from infrastructure.bootstrap import proxy_hop
+from infrastructure.settings import SettingsError, load_settings
+
+
+@click.group()
+def config() -> None:
+    """Check settings files."""
+
+
+@config.command()
+@click.argument("file", required=False, metavar="[FILE]")
+def check(file: str | None) -> None:
+    """Check FILE (and the PUA_REGINFO_* environment) as `serve` would read them; print
+    each problem on a line of its own and exit 1 if there is any.
+
+    Example: pua-reginfo config check /etc/pua-reginfo/pua-reginfo.toml
+    """
+    try:
+        settings = load_settings(file, os.environ)
+        proxy_hop(settings.reginfo.outbound_proxy, settings.listen)
+    except SettingsError as error:
+        for problem in error.problems:
+            click.echo(f"{file or 'settings'}: {problem}", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"{file or 'settings'}: ok")
