@@ -11,6 +11,7 @@ the changes after that itself.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 
 import pytest
@@ -64,4 +65,10 @@ def test_the_lock_holder_notifies_and_the_standby_takes_over(gateways, postgres_
         .startswith("SIP/2.0 200")
     fourth = notified(4)[3]
     assert not fourth.full and fourth.version == 3 and sender_port(fourth) == port_b
+    stopping = threading.Thread(target=b.stop)  # before the store goes with the test
+    stopping.start()
+    last = notified(5)[4]
+    stopping.join(30)
+    assert (last.state.state, last.state.reason) == ("terminated", "deactivated")
+    assert b.process.returncode == 0
     watcher.close()

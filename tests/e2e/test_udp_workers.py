@@ -163,7 +163,8 @@ def test_an_address_another_process_holds_is_refused(gateways, sqlite_url):
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         holder.bind((HOST, 0))
         port = holder.getsockname()[1]
-        with pytest.raises(AssertionError, match="cannot listen: Address already in use"):
+        with pytest.raises(AssertionError,
+                           match=f"cannot listen: udp {HOST}:{port}: Address already in use"):
             gateways.start(sqlite_url, CONFIG.replace("[listen]\n",
                                                       f'[listen]\nudp = ["{HOST}:{port}"]\n'))
 
