@@ -189,9 +189,11 @@ class Service:
         self.app.close()
 
 
-def open_service(settings: Settings, clock: Clock | None = None, catch_up_views: bool = True) -> Service:
+def open_service(settings: Settings, clock: Clock | None = None, catch_up_views: bool = True,
+                 must_exist: bool = False) -> Service:
+    """`must_exist`: refuse a SQLite store that is not there yet (commands that only read)."""
     store = StoreUrl.parse(settings.store.url)
-    probe(store)
+    probe(store, must_exist)
     try:
         app = Registrations({**store.env, "CREATE_TABLE": "false"}, settings.aor_policy,
                             settings.node.id)

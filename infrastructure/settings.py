@@ -200,8 +200,9 @@ def _from_env(env: Mapping[str, str] | None) -> dict[tuple[str, str], str]:
             continue
         rest = name[len(ENV_PREFIX) :].lower()
         section = next((s for s in _SECTION_CLASSES if rest.startswith(s + "_")), None)
-        if section is None:
-            continue
+        if section is None:  # a typo in a variable must not be ignored, as in a file
+            raise SettingsError(f"unknown environment variable {name} (sections: "
+                                f"{', '.join(sorted(_SECTION_CLASSES))})")
         found[(section, rest[len(section) + 1 :])] = value
     return found
 

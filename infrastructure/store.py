@@ -83,13 +83,18 @@ class StoreUrl:
                 "connect_timeout": int(env["POSTGRES_CONNECT_TIMEOUT"])}
 
 
-def probe(store: StoreUrl) -> None:
-    """Fail fast, with the real reason, when the store's file or server cannot be reached."""
+def probe(store: StoreUrl, must_exist: bool = False) -> None:
+    """Fail fast, with the real reason, when the store's file or server cannot be reached;
+    with `must_exist` (a command that only reads), also when a SQLite file is not there,
+    rather than create an empty store under a mistyped path."""
     if store.kind == "sqlite":
         name = store.env["SQLITE_DBNAME"]
         parent = Path(name).resolve().parent
         if not name.startswith("file:") and not parent.is_dir():
             raise StoreError(f"cannot open store {store.display}: directory {parent} does not exist")
+        if must_exist and not name.startswith("file:") and not Path(name).exists():
+            raise StoreError(f"cannot open store {store.display}: {name} does not exist "
+                             "(a command that only reads creates no store)")
         return
     import psycopg
 

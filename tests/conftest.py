@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-PG_HOST = os.environ.get("PUA_REGINFO_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("PUA_REGINFO_TEST_PG_PORT", "5432"))
-PG_USER = os.environ.get("PUA_REGINFO_TEST_PG_USER", "postgres")
+PG_HOST = os.environ.get("REGINFO_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("REGINFO_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("REGINFO_TEST_PG_USER", "postgres")
 
 
 def _admin() -> psycopg.Connection:

@@ -19,7 +19,7 @@ from projections import HistoryPruned, LocationRow, Retained, rows_at
 @store_options
 def query(aor: str | None, as_json: bool, store_url: str | None, config_file: str | None) -> None:
     """Show the current bindings (the usrloc view)."""
-    with service_from(store_url, config_file) as service:
+    with service_from(store_url, config_file, read_only=True) as service:
         now = service.clock.now()
         identity = service.app.identify(aor) if aor else None
         aor_uri = identity.uri if identity else None
@@ -42,7 +42,7 @@ def audit(aor: str, at_time: str | None, as_json: bool, store_url: str | None,
           config_file: str | None) -> None:
     """Show every recorded event of AOR, or its bindings at a past time."""
     when = parse_time(at_time) if at_time else None
-    with service_from(store_url, config_file) as service:
+    with service_from(store_url, config_file, read_only=True) as service:
         horizon = service.horizon.read()
         try:
             retained = service.app.retained(aor)

@@ -44,7 +44,7 @@ def unsubscribe(uri: str, store_url: str | None, config_file: str | None) -> Non
 @store_options
 def status(as_json: bool, store_url: str | None, config_file: str | None) -> None:
     """Subscriptions, publications, watchers, projection positions and lag."""
-    with service_from(store_url, config_file) as service:
+    with service_from(store_url, config_file, read_only=True) as service:
         report = service_status(service)
     if as_json:
         click.echo(json.dumps(report, indent=2))

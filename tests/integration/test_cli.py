@@ -37,8 +37,18 @@ def query(run, *args: str) -> list[dict]:
 
 
 def test_query_on_an_empty_store(run):
+    run("expire")  # a command that writes makes the store
     assert query(run) == []
     assert "no bindings" in run("query").stdout
+
+
+@pytest.mark.parametrize("command", [("query",), ("audit", "alice"), ("status",)])
+def test_a_command_that_only_reads_creates_no_store(tmp_path, command):
+    missing = tmp_path / "typo.db"
+    result = CliRunner().invoke(cli, [*command, "--store", f"sqlite:///{missing}"])
+    assert result.exit_code == 1  # query used to answer "no bindings" from a new, empty file
+    assert f"{missing} does not exist" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_contact_add_then_query_shows_the_binding_with_every_key(run):
@@ -130,6 +140,7 @@ def test_rebuild_reports_progress_and_gives_the_same_view(run):
     (("audit", "alice@example.com", "--at", "yesterday"), "bad time 'yesterday'"),
 ])
 def test_errors_are_one_line_on_stderr_with_a_non_zero_exit(run, args, message):
+    run("expire")  # the store exists: a command that only reads creates none
     result = run(*args, ok=False)
     assert result.exit_code == 1
     assert result.stdout == ""

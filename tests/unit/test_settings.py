@@ -69,6 +69,15 @@ def test_the_notifier_role_is_on_by_default_with_rfc_3680_lifetimes():
     assert peers.notifier.peers == ("10.1.0.0/16", "sip:reginfo@b")
 
 
+def test_an_unknown_environment_variable_is_refused_like_an_unknown_key():
+    with pytest.raises(SettingsError, match="unknown environment variable "
+                                            "PUA_REGINFO_REGISTAR_MIN_EXPIRES"):
+        load_settings(env={"PUA_REGINFO_REGISTAR_MIN_EXPIRES": "10"})
+    with pytest.raises(SettingsError, match=r"unknown setting \[store\] urll"):
+        load_settings(env={"PUA_REGINFO_STORE_URLL": "sqlite:///x.db"})
+    assert load_settings(env={"OTHER_PUA_REGINFO_X": "1"}).store.url  # not ours: ignored
+
+
 def test_unknown_keys_in_overrides_are_refused():
     with pytest.raises(SettingsError, match=r"unknown setting \[usrloc\] use_domian"):
         load_settings(env={}, overrides={"usrloc": {"use_domian": True}})
