@@ -5,6 +5,7 @@ Every failure is one line on stderr and a non-zero exit status, never a tracebac
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -34,6 +35,8 @@ class ErrorReportingGroup(click.Group):
             _fail(ctx, f"store error: {_first_line(error)}")
         except KeyboardInterrupt:
             _fail(ctx, "interrupted", status=130)
+        except BrokenPipeError:  # `status | head`: the reader has what it wanted
+            _quiet_exit(ctx)
         except Exception as error:  # the promise is: never a traceback
             _fail(ctx, f"internal error: {type(error).__name__}: {_first_line(error)}", status=70)
 
@@ -41,6 +44,14 @@ class ErrorReportingGroup(click.Group):
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+def _quiet_exit(ctx: click.Context) -> None:
+    """Stdout's reader went away: nothing more to say, no error (and no second one when
+    Python flushes stdout at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    ctx.exit(0)
 
 
 def _fail(ctx: click.Context, message: str, status: int = 1) -> None:
@@ -74,4 +85,11 @@ cli.add_command(config)
 
 
 def main() -> None:
-    sys.exit(cli.main(prog_name="pua-reginfo", standalone_mode=True))
+    try:
+        status = cli.main(prog_name="pua-reginfo", standalone_mode=True)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the last output, flushed after the command
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        status = 0
+    sys.exit(status)

@@ -221,3 +221,26 @@ def test_prune_reports_what_it_deleted_and_audit_the_horizon(run):
     assert json.loads(run("status", "--json").stdout)["horizon"] == 1577836800.0
     assert ("history kept from 2020-01-01T00:00:00+00:00 (older pruned)"
             in run("status").stdout)
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """`pua-reginfo status | head -1`: no error, no traceback, exit 0 (was exit 70 with
+    "internal error: BrokenPipeError")."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    root = Path(__file__).resolve().parents[2]
+    assert CliRunner().invoke(cli, ["expire", "--store", url]).exit_code == 0
+    for command in (["status"], ["query"], ["status", "--json"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the first line
+        try:
+            done = subprocess.run([sys.executable, "-m", "infrastructure.cli", *command,
+                                   "--store", url], cwd=root, stdout=write,
+                                  stderr=subprocess.PIPE, timeout=60)
+        finally:
+            os.close(write)
+        assert (done.returncode, done.stderr) == (0, b""), (command, done.stderr)
