@@ -36,12 +36,16 @@ def contact() -> None:
 @store_options
 def add(aor: str, contact_uri: str, expires: int, q: float | None, store_url: str | None,
         config_file: str | None) -> None:
-    """Create a binding for AOR (event `created`)."""
+    """Create a binding for AOR (event `created`); a lifetime above `[registrar]
+    max_expires` is shortened to it, as the registrar does for a REGISTER."""
     parse_uri(contact_uri)
-    update = ContactUpdate(uri=contact_uri, expires=expires, q=q)
     with service_from(store_url, config_file) as service:
+        longest = service.settings.registrar.max_expires
+        granted = min(expires, longest)
+        update = ContactUpdate(uri=contact_uri, expires=granted, q=q)
         record = service.run(CreateContact(aor, update, f"admin-{uuid.uuid4()}", _cause("add")))
-        click.echo(f"created {contact_uri} on {record.aor}, expires in {expires} s")
+        capped = f" ([registrar] max_expires; {expires} asked)" if granted < expires else ""
+        click.echo(f"created {contact_uri} on {record.aor}, expires in {granted} s{capped}")
 
 
 @contact.command("shorten")

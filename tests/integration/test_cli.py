@@ -244,3 +244,11 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
         finally:
             os.close(write)
         assert (done.returncode, done.stderr) == (0, b""), (command, done.stderr)
+
+
+def test_contact_add_keeps_to_the_registrars_max_expires(run):
+    out = run("contact", "add", "alice@example.com", "sip:alice@10.0.0.1", "--expires",
+              "86400").stdout
+    assert "expires in 3600 s ([registrar] max_expires; 86400 asked)" in out
+    [binding] = query(run)
+    assert binding["expires"] - time.time() <= 3601
