@@ -334,6 +334,7 @@ def test_cli_unsubscribe_of_an_unknown_resource_is_one_line_and_exit_1(cli_run):
 
 
 def test_cli_subscribe_refuses_a_bad_expires(cli_run):
+    cli_run("expire")  # the store exists (status, which only reads, creates none)
     result = cli_run("subscribe", "bob", "--expires", "0", ok=False)
     assert result.exit_code == 2 and "expires" in result.stderr.lower()
     assert status_json(cli_run)["subscriptions"] == []
