@@ -1,4 +1,6 @@
-"""TIME arguments: ISO-8601 (`2026-11-26T12:00:00Z`, naive means UTC) or Unix seconds."""
+"""TIME arguments: ISO-8601 (`2026-11-26T12:00:00Z`, `2026-11-26T13:00:00+01:00`) or Unix
+seconds. A time without an offset is read in the local time zone (`TZ`), as `date` reads
+it: an operator typing the wall-clock time of an incident means that time."""
 
 from datetime import datetime, timezone
 
@@ -22,7 +24,7 @@ def parse_time(text: str) -> datetime:
             f"bad time {text!r}: use ISO-8601 (2026-11-26T12:00:00Z) or Unix seconds"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.astimezone()  # the local time zone, DST included
     return moment.astimezone(timezone.utc)
 
 
