@@ -38,6 +38,7 @@ from infrastructure.horizon import HorizonTable
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
 from infrastructure.retention import PruneReport, Retention
 from infrastructure.schema import ensure_schema
+from infrastructure.readiness import ViewLag, not_ready
 from infrastructure.sqlite_durability import set_synchronous
 from infrastructure.serve import Gateway
 from infrastructure.settings import Settings, SettingsError
@@ -118,6 +119,11 @@ class Service:
         committed = [(r.notification.id, r.domain_event) for r in recordings]
         apply_committed(self.app, self.usrloc, committed)
         return self.publisher.apply_committed(self.app, committed) if publishing else 0
+
+    def view_position(self) -> tuple[int, int]:
+        """(the store's head, the usrloc view's position): notification ids."""
+        app = self.app
+        return app.recorder.max_notification_id() or 0, self.view.max_tracking_id(app.name) or 0
 
     def catch_up_subscriptions(self) -> int:
         """Bring the view of the resource subscriptions the keeper keeps up to date."""
@@ -281,11 +287,14 @@ def build_gateway(service: Service) -> Gateway:
     notifies = ClaimingApplier(port, keeper)
     if transports.udp_workers:
         workers = UdpWorkers(transports.udp_workers, settings, port, notifies)
-    handler = RequestHandler(port, policy, clock, keeper, notifies, watches,
-                             not_ready=lambda: executor.unavailable)
-    core = SipCore(handler, ServerTransactionLayer(), time.monotonic, client=outbound)
+    lag, max_lag = ViewLag(), settings.metrics.ready_max_lag
+    handler = RequestHandler(port, policy, clock, keeper, notifies, watches, not_ready=lambda:
+                             not_ready(False, executor.unavailable,
+                                       lag.seconds(time.monotonic()), max_lag))
+    core = SipCore(handler, ServerTransactionLayer(), time.monotonic, client=outbound,
+                   tallies=handler.tallies)
     return Gateway(service, executor, transports, core, outbound, publisher, keeper, workers,
-                   notifier, feed)
+                   notifier, feed, lag=lag)
 
 
 def proxy_hop(proxy: str | None, listen) -> Hop | None:

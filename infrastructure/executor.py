@@ -46,12 +46,14 @@ from infrastructure.clock import Clock
 from infrastructure.command_handlers import aggregates_named, execute
 from infrastructure.commands import Command
 from infrastructure.unit_of_work import UnitOfWork
+from sip_gateway.tallies import Histogram
 
 log = logging.getLogger("pua_reginfo.executor")
 STORE_DOWN = (OperationalError, InterfaceError)  # the store, not the command, failed
 PROBE_INTERVAL = 1.0  # seconds between attempts while the store is unavailable
 STORE_TIMEOUT = 8.0  # seconds a transaction may take before its callers hear 503
 MAX_PENDING = 5000  # commands that may wait for the store; more are refused (503)
+BATCH_BOUNDS = (1, 2, 5, 10, 20, 50, 100, 200, 500)  # commands per transaction
 BATCH_ATTEMPTS = 3  # saves of a whole batch before its commands are saved one by one
 
 
@@ -59,6 +61,7 @@ class StoreUnavailable(PuaReginfoError):
     """The event store cannot be reached now; nothing of the command was stored."""
 
     sip_status = 503
+    cause = "store_down"  # for the metrics of 503s
 
     def __init__(self, reason: str, state: str = "unavailable") -> None:
         super().__init__(f"event store {state}: {reason}")
@@ -67,6 +70,8 @@ class StoreUnavailable(PuaReginfoError):
 
 class StoreBusy(StoreUnavailable):
     """More commands wait for the store than it can take soon (overload, RFC 6357)."""
+
+    cause = "overload"
 
     def __init__(self, waiting: int) -> None:
         super().__init__(f"{waiting} commands waiting", state="busy")
@@ -95,11 +100,18 @@ class GroupCommitExecutor:
         self._listeners: list[Callable[[], None]] = []
         self.batches = 0
         self.commands = 0
+        self.batch_sizes = Histogram(BATCH_BOUNDS)  # commands per transaction
+        self.commit_seconds = Histogram()  # from a batch's start to its outcomes
         self.probe_interval, self.store_timeout = probe_interval, store_timeout
         self.max_pending = max_pending
         self._overdue = False  # a transaction outlived store_timeout and still runs
         self.unavailable: str | None = None  # why the store is down, while it is
         self._probe_at = 0.0
+
+    @property
+    def waiting(self) -> int:
+        """Commands queued for the next transaction."""
+        return len(self._queue)
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
@@ -189,6 +201,8 @@ class GroupCommitExecutor:
     async def _commit(self, batch: list[tuple[Command, asyncio.Future]]) -> None:
         loop = asyncio.get_running_loop()
         commands = [command for command, _ in batch]
+        self.batch_sizes.observe(len(commands))
+        started = time.perf_counter()
         job = loop.run_in_executor(self.store_thread, self._transaction, commands)
         try:
             outcomes = await self._in_time(job, batch)
@@ -211,6 +225,7 @@ class GroupCommitExecutor:
                 self.unavailable = None
         self.batches += 1
         self.commands += len(batch)
+        self.commit_seconds.observe(time.perf_counter() - started)
         for (_, future), outcome in zip(batch, outcomes):
             if future.done():
                 continue

@@ -62,7 +62,10 @@ async def submitted(executor: GroupCommitExecutor, command):
     try:
         return await executor.submit(command)
     except StoreUnavailable as error:
-        retry_after = BUSY_RETRY_AFTER if isinstance(error, StoreBusy) else STORE_RETRY_AFTER
-        raise ServiceUnavailable(str(error), retry_after=retry_after) from None
+        busy = isinstance(error, StoreBusy)
+        raise ServiceUnavailable(str(error), retry_after=BUSY_RETRY_AFTER if busy
+                                 else STORE_RETRY_AFTER,
+                                 cause="overload" if busy else "store_down") from None
     except StoreContended as error:
-        raise ServiceUnavailable(str(error), retry_after=error.retry_after) from None
+        raise ServiceUnavailable(str(error), retry_after=error.retry_after,
+                                 cause="contention") from None

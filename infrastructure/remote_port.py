@@ -104,4 +104,4 @@ class RemotePort:
 
 def _away() -> ServiceUnavailable:
     return ServiceUnavailable("the serving process cannot be reached",
-                              retry_after=AWAY_RETRY_AFTER)
+                              retry_after=AWAY_RETRY_AFTER, cause="serve_away")

@@ -30,6 +30,8 @@ import gc
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -37,6 +39,10 @@ from uuid import UUID
 
 from infrastructure.commands import ExpireDue, RequestSubscription
 from infrastructure.executor import STORE_DOWN, GroupCommitExecutor, StoreUnavailable
+from infrastructure.metrics import CONTENT_TYPE, exposition, store_figures
+from infrastructure.operator_endpoint import TEXT, Answer, OperatorEndpoint
+from infrastructure.readiness import ViewLag, not_ready
+from infrastructure.settings import SettingsError
 from infrastructure.store import StoreUrl
 from infrastructure.store_locks import KEEPER, store_lock
 from infrastructure.udp_workers import UdpWorkers
@@ -47,6 +53,7 @@ from sip_gateway.client.publisher_client import PublisherClient
 from sip_gateway.client.subscription_keeper import SubscriptionKeeper
 from sip_gateway.server.core import SipCore
 from sip_gateway.transport import Arrival, Transports
+from sip_gateway.transport.listeners import parse_listen
 
 if TYPE_CHECKING:
     from infrastructure.bootstrap import Service
@@ -57,6 +64,7 @@ TIMER_INTERVAL = 0.5
 PROJECTION_PAUSE = 0.005  # seconds between two catch-ups of the projections
 LEAD_INTERVAL = 2.0  # seconds between checks of the subscription keeper lock
 SETTLE_TIMEOUT = 5.0  # seconds to drain the PUBLISH outbox and the SUBSCRIBEs in flight at shutdown
+FIGURES_TIMEOUT = 2.0  # seconds a scrape waits for the store's figures
 RETENTION_DELAY = 60.0  # seconds from the start to the first prune of `retain_days`
 RETENTION_INTERVAL = 3600.0  # seconds between two prunes
 WORKER_ARRIVAL = Arrival(("", 0), "udp", ("", 0))  # responses: their source is not used
@@ -77,11 +85,16 @@ class Gateway:
     workers: UdpWorkers | None = None
     notifier: Notifier | None = None
     feed: NotifierFeed | None = None
+    lag: ViewLag = field(default_factory=ViewLag)  # of the usrloc view, for readiness
+    endpoint: OperatorEndpoint | None = None  # /metrics and /health, with [metrics] listen
+    leading: bool = False  # this node holds the keeper lock
+    monotonic: Callable[[], float] = time.monotonic
     loop: asyncio.AbstractEventLoop | None = None  # serve's, once started
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _serving: bool = False  # start() has finished
 
     @property
     def store_thread(self) -> ThreadPoolExecutor:
@@ -89,6 +102,7 @@ class Gateway:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        await self._open_endpoint()  # first: a port taken stops serve before anything runs
         self.executor.start()
         if self.publisher is not None:
             # Before any request: a first start publishes from here on, not the history.
@@ -110,6 +124,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for name, job in jobs:
             self.tasks.append(loop.create_task(job(), name=name))
+        self._serving = True
         gc.collect()
         gc.freeze()
         log.info("serving (node %s, store %s)", self.service.settings.node.id,
@@ -157,6 +172,8 @@ class Gateway:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self._in_store(self.service.catch_up)
         self.store_thread.shutdown(wait=True)
+        if self.endpoint is not None:
+            await self.endpoint.stop()
         log.info("stopped")
 
     def _worker_response(self, data: bytes) -> None:
@@ -203,7 +220,10 @@ class Gateway:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             try:
-                await self._read_store()
+                try:
+                    await self._read_store()
+                finally:
+                    await self._measure_lag()
                 await self._in_store(self._follow_others)
                 now = self.service.clock.now()
                 due = await self._in_store(self.service.view.due_aor_ids, now)
@@ -224,6 +244,59 @@ class Gateway:
             raise
         self.executor.store_back()
 
+    async def _measure_lag(self) -> None:
+        """How far the usrloc view is behind the store (readiness); nothing to say while
+        the store cannot be read (that is reported on its own)."""
+        try:
+            head, position = await self._in_store(self.service.view_position)
+        except STORE_DOWN:
+            return
+        self.lag.observe(position, head, self.monotonic())
+
+    # The operator's endpoint ---------------------------------------------------------
+
+    async def _open_endpoint(self) -> None:
+        listen = self.service.settings.metrics.listen
+        if listen is None:
+            return
+        host, port = parse_listen(listen)
+        self.endpoint = OperatorEndpoint(host, port, {
+            "/metrics": self._metrics, "/health/live": self._live, "/health/ready": self._ready})
+        try:
+            await self.endpoint.start()
+        except OSError as error:
+            raise SettingsError(f"[metrics] listen {listen}: cannot listen: "
+                                f"{error.strerror or error}") from None
+        log.info("metrics and health on http://%s/ (port %d)", listen, self.endpoint.port)
+
+    def not_ready(self) -> str | None:
+        if not self._serving:
+            return "starting"
+        return not_ready(self._stopping.is_set(), self.executor.unavailable,
+                         self.lag.seconds(self.monotonic()),
+                         self.service.settings.metrics.ready_max_lag)
+
+    async def _live(self) -> Answer:
+        return 200, TEXT, b"live\n"
+
+    async def _ready(self) -> Answer:
+        reason = self.not_ready()
+        if reason is None:
+            return 200, TEXT, b"ready\n"
+        return 503, TEXT, f"not ready: {reason}\n".encode()
+
+    async def _metrics(self) -> Answer:
+        """Every family; those read from the store only while it answers in time (the
+        in-memory ones are worth most while it does not)."""
+        figures = None
+        if self.executor.unavailable is None:
+            try:
+                figures = await asyncio.wait_for(self._in_store(
+                    store_figures, self.service, self.publisher is not None), FIGURES_TIMEOUT)
+            except Exception as error:
+                log.debug("metrics without the store's figures: %s", error)
+        return 200, CONTENT_TYPE, exposition(self, figures)
+
     async def _timers(self) -> None:
         while True:
             await asyncio.sleep(TIMER_INTERVAL)
@@ -240,6 +313,7 @@ class Gateway:
             while True:
                 check = lock.held if running else lock.try_acquire
                 held = await loop.run_in_executor(None, check)
+                self.leading = held
                 if held and not running:
                     log.info("leading on this node: standing subscriptions and watchers")
                     if self.keeper is not None:
@@ -254,6 +328,7 @@ class Gateway:
                     running = []
                 await asyncio.sleep(LEAD_INTERVAL)
         finally:
+            self.leading = False
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)

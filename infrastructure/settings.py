@@ -80,6 +80,14 @@ class NotifierSettings:
     peers: tuple[str, ...] = ()  # sync peers: networks or From URIs; they hear our own changes
 
 
+@dataclass(frozen=True)
+class MetricsSettings:
+    """The operator's HTTP endpoint: /metrics (Prometheus), /health/live, /health/ready."""
+
+    listen: str | None = None  # "127.0.0.1:9090"; None: no endpoint
+    ready_max_lag: int = 5  # seconds the usrloc view may be behind before "not ready"
+
+
 MAX_UDP_WORKERS = 64
 
 
@@ -127,6 +135,7 @@ class Settings:
     store: StoreSettings = StoreSettings()
     node: NodeSettings = field(default_factory=NodeSettings)
     notifier: NotifierSettings = NotifierSettings()
+    metrics: MetricsSettings = MetricsSettings()
     subscribe: tuple[SubscribeSettings, ...] = ()
 
     @property
@@ -148,6 +157,7 @@ _SECTION_CLASSES = {
     "store": StoreSettings,
     "node": NodeSettings,
     "notifier": NotifierSettings,
+    "metrics": MetricsSettings,
 }
 
 
@@ -352,6 +362,15 @@ def problems_of(settings: Settings) -> list[str]:
                 say(f"[notifier] peers: {error}")
         elif not _is_network(peer):
             say(f"[notifier] peers: {peer!r} is neither a network nor a sip: URI")
+    metrics = settings.metrics
+    if metrics.listen is not None:
+        try:
+            parse_listen(metrics.listen)
+        except ValueError:
+            say(f"[metrics] listen: {metrics.listen!r} is not an IP address and port "
+                "(127.0.0.1:9090, [::1]:9090)")
+    if metrics.ready_max_lag <= 0:
+        say("[metrics] ready_max_lag must be positive (seconds)")
     if settings.node.event_loop not in ("uvloop", "asyncio"):
         say("[node] event_loop must be \"uvloop\" or \"asyncio\"")
     if settings.store.sqlite_synchronous not in ("normal", "full"):

@@ -44,7 +44,7 @@ TIMER_INTERVAL = 0.5  # seconds between two expiries of the server transactions
 # Messages from serve (the first item of each tuple), beside RESULT and ERROR.
 SETTINGS, STOP = "settings", "stop"
 # Messages to serve, beside CALL.
-READY, RESPONSE = "ready", "response"
+READY, RESPONSE, TALLIES = "ready", "response", "tallies"
 
 
 class _ResponsesToServe:
@@ -82,10 +82,10 @@ class UdpWorker:
         handler = RequestHandler(self.port, gateway_policy(settings), SystemClock().now,
                                  notifies=self.port)
         core = SipCore(handler, ServerTransactionLayer(), time.monotonic,
-                       client=_ResponsesToServe(self.link))
+                       client=_ResponsesToServe(self.link), tallies=handler.tallies)
         datagrams = [await open_datagrams(core, host, port, settings.listen.udp_receive_buffer,
                                           first=False) for host, port in addresses]
-        timers = loop.create_task(self._expire_transactions(core))
+        timers = loop.create_task(self._tick(core))
         gc.collect()
         gc.freeze()  # what startup built is out of the collector's sight (as in serve)
         self.link.send((READY, os.getpid()))
@@ -97,6 +97,8 @@ class UdpWorker:
         for transport in datagrams:
             transport.close()
         timers.cancel()
+        if not self.link.closed:
+            self.link.send((TALLIES, core.tallies.snapshot()))  # the last word
         self.link.close()
         log.info("stopped")
 
@@ -115,11 +117,16 @@ class UdpWorker:
     def _on_closed(self) -> None:
         self._stop.set()
 
-    @staticmethod
-    async def _expire_transactions(core: SipCore) -> None:
+    async def _tick(self, core: SipCore) -> None:
+        """Expire server transactions; tell serve what was counted, when anything was."""
+        told: dict = {}
         while True:
             await asyncio.sleep(TIMER_INTERVAL)
             core.expire_transactions()
+            counted = core.tallies.snapshot()
+            if counted != told and not self.link.closed:
+                self.link.send((TALLIES, counted))
+                told = counted
 
 
 async def _first(future: asyncio.Future, stop: asyncio.Event) -> tuple[Settings, list] | None:

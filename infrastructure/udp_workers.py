@@ -28,9 +28,10 @@ from domain import PuaReginfoError
 from infrastructure.process_link import LinkClosed, Message, ProcessLink
 from infrastructure.remote_port import CALL, ERROR, RESULT, portable
 from infrastructure.settings import Settings
-from infrastructure.udp_worker import READY, RESPONSE, SETTINGS, STOP
+from infrastructure.udp_worker import READY, RESPONSE, SETTINGS, STOP, TALLIES
 from sip_gateway.server.handlers import NotifyApplier
 from sip_gateway.server.ports import RegistrationPort
+from sip_gateway.tallies import RequestTallies
 from sip_gateway.transport import Address
 
 log = logging.getLogger("pua_reginfo.serve")
@@ -48,6 +49,7 @@ class _Worker:
     process: asyncio.subprocess.Process
     link: ProcessLink
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    counted: dict = field(default_factory=dict)  # its RequestTallies, as it last told
 
 
 class UdpWorkers:
@@ -63,6 +65,15 @@ class UdpWorkers:
         self._on_response: Callable[[bytes], None] = lambda data: None
         self._started: dict[int, asyncio.Event] = {}
         self._pause = asyncio.sleep  # how a restart waits (tests count the pauses)
+        self._retired = RequestTallies()  # what workers that exited had counted
+
+    def tallies(self) -> RequestTallies:
+        """What the workers counted, those that exited included."""
+        total = RequestTallies()
+        total.absorb(self._retired.snapshot())
+        for worker in self.workers.values():
+            total.absorb(worker.counted)
+        return total
 
     async def start(self, addresses: list[Address], on_response: Callable[[bytes], None]) -> None:
         """Start every worker on serve's UDP `addresses`; wait until they serve (at most
@@ -124,6 +135,7 @@ class UdpWorkers:
                 if self._stopping:
                     return
                 del self.workers[index]
+                self._retired.absorb(worker.counted)
                 log.warning("udp worker %d exited (%s); starting it again in %.0f s", index,
                             _exit_text(code), delay)
             await self._pause(delay)
@@ -167,6 +179,8 @@ class UdpWorkers:
             task.add_done_callback(self._answers.discard)
         elif kind == RESPONSE:
             self._on_response(message[1])
+        elif kind == TALLIES:
+            worker.counted = message[1]
         elif kind == READY:
             worker.ready.set()
             self._started[worker.index].set()

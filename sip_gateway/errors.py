@@ -85,10 +85,13 @@ class MethodNotAllowed(PeerError):
 
 
 class ServiceUnavailable(PeerError):
-    """We cannot serve the request now (503, RFC 3261 21.5.4); `retry_after` in seconds."""
+    """We cannot serve the request now (503, RFC 3261 21.5.4); `retry_after` in seconds;
+    `cause` names why for the metrics: "store_down", "overload", "contention",
+    "shutting_down", "serve_away", "not_ready" (an OPTIONS probe)."""
 
     sip_status = 503
 
-    def __init__(self, reason: str, retry_after: int | None = None) -> None:
+    def __init__(self, reason: str, retry_after: int | None = None,
+                 cause: str = "unavailable") -> None:
         super().__init__(reason)
-        self.retry_after = retry_after
+        self.retry_after, self.cause = retry_after, cause

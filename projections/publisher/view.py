@@ -236,6 +236,11 @@ class PublisherView(TrackingRecorder):
         return [OutboxDocument(**{**r, "body": bytes(r["body"]), "final": bool(r["final"])})
                 for r in map(dict, rows)]
 
+    def waiting(self, node: str) -> int:
+        """How many of the node's documents wait in the outbox."""
+        return self._select(f"SELECT COUNT(*) AS n FROM {self.outbox} WHERE node = %s",
+                            (node,))[0]["n"]
+
     def publications(self, node: str | None = None) -> list[PublicationRow]:
         """Every publication (of one node), with how many documents wait for it."""
         columns = ", ".join(f"p.{c}" for c in _PUBLICATION_COLUMNS)

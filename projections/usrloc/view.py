@@ -208,6 +208,12 @@ class LocationView(TrackingRecorder):
     def count(self) -> int:
         return self._select(f"SELECT COUNT(*) AS n FROM {self.location}", ())[0]["n"]
 
+    def totals(self) -> tuple[int, int]:
+        """(AoRs, bindings) in the view."""
+        row = self._select(f"SELECT COUNT(DISTINCT aor_id) AS aors, COUNT(*) AS bindings "
+                           f"FROM {self.location}", ())[0]
+        return row["aors"], row["bindings"]
+
     def due_aor_ids(self, now: float) -> list[str]:
         """AoRs holding a binding whose lifetime ended by `now` (candidates for expiry)."""
         rows = self._select(

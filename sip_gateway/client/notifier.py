@@ -37,6 +37,7 @@ from domain.watcher_machine import DEACTIVATED, FAILED, TIMEOUT
 from sip_gateway.client.notify_request import NotifyDialog
 from sip_gateway.client.watcher_notifier import Delivery
 from sip_gateway.sip import SubscriptionState
+from sip_gateway.tallies import Tally
 
 log = logging.getLogger("pua_reginfo.notifier")
 TICK = 1.0  # seconds between two looks for lapsed subscriptions
@@ -117,6 +118,7 @@ class Notifier:
         self.by_aor: dict[str, set[str]] = {}
         self.running = False
         self.sent = 0  # NOTIFYs delivered
+        self.outcomes = Tally()  # NOTIFYs sent: delivered or failed, full or partial state
         self._idle = asyncio.Event()
 
     # What the gateway tells it ---------------------------------------------------------
@@ -289,6 +291,8 @@ class Notifier:
         served.version, served.cseq = document.version, cseq
         delivery = await self.sender.send(served.notify_dialog, served.dialog.transport, cseq,
                                           state, self.build(document), served.dialog.flow)
+        self.outcomes.add("delivered" if delivery.delivered else "failed",
+                          "full" if full else "partial")
         if delivery.delivered:
             self.sent += 1
             return True

@@ -30,6 +30,7 @@ from sip_gateway.client.publication_request import (
     publish_response_fields,
 )
 from sip_gateway.sip import SipResponse
+from sip_gateway.tallies import Tally
 
 log = logging.getLogger("pua_reginfo.publisher")
 TICK = 1.0
@@ -62,6 +63,7 @@ class PublisherClient:
         self.clock, self.uniform = clock, uniform
         self.slots: dict[str, PublicationQueue] = {}
         self.sent = 0
+        self.outcomes = Tally()  # PUBLISH results: the status, or "timeout"
         self._last_id = 0
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -176,6 +178,7 @@ class PublisherClient:
                                     min_expires=fields.min_expires, now=now)
             outcome = str(response.status)
         self.sent += 1
+        self.outcomes.add(outcome)
         log.info("PUBLISH %s %s (version %s) -> %s", publication.resource, plan.kind.value,
                  "-" if slot.current is None else slot.current.version, outcome)
         await self._record(slot, plan, response)
@@ -226,3 +229,11 @@ class PublisherClient:
 
     def _sleep(self) -> float:
         return self._agenda.wait(self.clock(), TICK)
+
+    def states(self) -> dict[str, int]:
+        """How many publications are in each state of their lifecycle."""
+        counted: dict[str, int] = {}
+        for slot in self.slots.values():
+            state = slot.publication.state
+            counted[state] = counted.get(state, 0) + 1
+        return counted

@@ -32,6 +32,7 @@ from sip_gateway.client.subscribe_request import (
 )
 from sip_gateway.sip import SipRequest
 from sip_gateway.client.subscriber import TERMINATED, SubscriberDialog
+from sip_gateway.tallies import Tally
 
 log = logging.getLogger("pua_reginfo.subscriber")
 TICK = 1.0
@@ -76,6 +77,7 @@ class SubscriptionKeeper:
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._agenda = Agenda()  # a round looks only at dialogs with news or a due time
+        self.outcomes = Tally()  # SUBSCRIBE results: the status, or "timeout"
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -189,6 +191,7 @@ class SubscriptionKeeper:
         else:
             dialog.on_response(response.status, **subscribe_response_fields(response), now=now)
             outcome = str(response.status)
+        self.outcomes.add(outcome)
         log.info("SUBSCRIBE %s %s (Expires %d) -> %s; %s", resource, plan.kind, plan.expires,
                  outcome, dialog.state)
         self._index(resource, kept)
@@ -241,6 +244,14 @@ class SubscriptionKeeper:
 
     def _sleep(self) -> float:
         return self._agenda.wait(self.clock(), TICK)
+
+    def states(self) -> dict[str, int]:
+        """How many subscriptions are in each state of their dialog."""
+        counted: dict[str, int] = {}
+        for kept in self.kept.values():
+            state = str(kept.dialog.state)
+            counted[state] = counted.get(state, 0) + 1
+        return counted
 
 
 def _identity(dialog: DialogState) -> tuple:

@@ -32,6 +32,7 @@ from sip_gateway.sip import (
     Via,
     parse_message,
 )
+from sip_gateway.tallies import RequestTallies
 from sip_gateway.transport import Address, Arrival, Send
 
 log = logging.getLogger("pua_reginfo.sip")
@@ -53,9 +54,11 @@ class SipCore:
     transactions, responses and lost connections to the client side."""
 
     def __init__(self, handler: RequestHandler, transactions: ServerTransactionLayer,
-                 clock: Callable[[], float], client: ClientSide | None = None):
+                 clock: Callable[[], float], client: ClientSide | None = None,
+                 tallies: RequestTallies | None = None):
         self.handler, self.transactions, self.clock = handler, transactions, clock
         self.client = client
+        self.tallies = tallies or RequestTallies()  # usually the handler's, counted on
         self.tasks: set[asyncio.Task] = set()
         self.accepting = True
 
@@ -105,19 +108,20 @@ class SipCore:
             return
         if request.method == "INVITE" or not self.accepting:
             error = (MethodNotAllowed("INVITE is not served here", self.handler.allowed)
-                     if self.accepting else ServiceUnavailable("shutting down", retry_after=5))
-            send(response_for_error(stamped, error).serialize(), destination)
+                     if self.accepting else ServiceUnavailable("shutting down", retry_after=5,
+                                                               cause="shutting_down"))
+            self._refuse(stamped, error, send, destination)
             return
         try:
             received = self.transactions.receive(request, self.clock(), reliable=reliable)
         except PeerError as error:  # no transaction key (e.g. an RFC 2543 request, bad To)
-            send(response_for_error(stamped, error).serialize(), destination)
+            self._refuse(stamped, error, send, destination)
             return
         if received.disposition is Disposition.ANSWERED:
             send(received.resend, destination)
         elif received.disposition is Disposition.REFUSED:
-            error = ServiceUnavailable("too many transactions", retry_after=1)
-            send(response_for_error(stamped, error).serialize(), destination)
+            error = ServiceUnavailable("too many transactions", retry_after=1, cause="overload")
+            self._refuse(stamped, error, send, destination)
         elif received.disposition is Disposition.NEW:
             task = asyncio.get_running_loop().create_task(
                 self._serve(stamped, received.key, arrival, send, destination))
@@ -144,10 +148,24 @@ class SipCore:
             except OSError as error:
                 self.transactions.transport_error(key)
                 log.info("could not send to %s: %s", destination, error)
+        seconds = time.perf_counter() - started
+        method = method_label(request.method)
+        self.tallies.answered.add(method, str(response.status))
+        self.tallies.latency.observe(seconds, method)
         if log.isEnabledFor(logging.INFO):  # costs nothing when the request log is off
             log.info("method=%s aor=%s result=%d latency_ms=%.2f peer=%s", request.method,
-                     to_uri(request), response.status, (time.perf_counter() - started) * 1000,
-                     _peer(arrival))
+                     to_uri(request), response.status, seconds * 1000, _peer(arrival))
+
+    def _refuse(self, request: SipRequest, error: PeerError, send: Send,
+                destination: tuple[str, int]) -> None:
+        """Answer `request` with `error` at once, outside any transaction."""
+        self._count(request.method, error)
+        send(response_for_error(request, error).serialize(), destination)
+
+    def _count(self, method: str, error: PeerError) -> None:
+        self.tallies.answered.add(method_label(method), str(error.sip_status))
+        if isinstance(error, ServiceUnavailable):
+            self.tallies.unavailable.add(error.cause)
 
     def answer_unparsable(self, data: bytes, error: PeerError, arrival: Arrival, send: Send) -> None:
         """Answer an unparsable request 400 (or its status) if its dialog headers survive."""
@@ -159,6 +177,7 @@ class SipCore:
             top = stamp_via(Via.parse(request.headers.get_all("Via")[0]), arrival.source)
             response = response_for_error(_with_top_via(request, top), error)
             send(response.serialize(), response_destination(top))
+            self._count(request.method, error)
         except (PuaReginfoError, ValueError, OSError, IndexError) as failure:
             log.info("dropped unparsable datagram from %s: %s (%s)", _peer(arrival), error, failure)
 
@@ -207,6 +226,17 @@ def _salvaged_request(data: bytes) -> SipRequest | None:
     if not set(_DIALOG_HEADERS) <= names:
         return None
     return SipRequest(parts[0].upper(), "sip:invalid", "SIP/2.0", Headers(found))
+
+
+KNOWN_METHODS = frozenset({"REGISTER", "NOTIFY", "SUBSCRIBE", "OPTIONS", "PUBLISH", "INVITE",
+                           "ACK", "BYE", "CANCEL", "MESSAGE", "INFO", "PRACK", "UPDATE",
+                           "REFER"})
+
+
+def method_label(method: str) -> str:
+    """A method as a metric label: the RFC 3261 family by name, any other as "other" (a
+    peer must not be able to grow the metrics without bound)."""
+    return method if method in KNOWN_METHODS else "other"
 
 
 def _peer(arrival: Arrival) -> str:

@@ -30,6 +30,7 @@ from sip_gateway.server.watch_request import WatchPolicy, WatchRequest, read_sub
 from sip_gateway.server.responses import make_response, response_for_error, to_tag_for, warning
 from sip_gateway.sip import NameAddr, SipRequest, SipResponse
 from sip_gateway.sip.values import REGINFO
+from sip_gateway.tallies import RequestTallies
 from sip_gateway.transport import Arrival
 
 ALLOWED = ("REGISTER", "NOTIFY", "OPTIONS")
@@ -92,8 +93,10 @@ class RequestHandler:
     def __init__(self, port: RegistrationPort, policy: GatewayPolicy, clock: Callable[[], float],
                  watcher: DialogWatcher | None = None, notifies: NotifyApplier | None = None,
                  watches: WatchPort | None = None,
-                 not_ready: Callable[[], str | None] = lambda: None):
+                 not_ready: Callable[[], str | None] = lambda: None,
+                 tallies: RequestTallies | None = None):
         self.port, self.policy, self.clock, self.watcher = port, policy, clock, watcher
+        self.tallies = tallies or RequestTallies()
         self.not_ready = not_ready  # why this node cannot take requests now (None: it can)
         self.notifies = notifies or ClaimingApplier(port, watcher)
         self.watches = watches if policy.watching is not None else None
@@ -114,6 +117,10 @@ class RequestHandler:
                 return await self._register(request, arrival)
             return await self._notify(request)
         except PuaReginfoError as error:
+            if error.sip_status == 503:
+                self.tallies.unavailable.add(getattr(error, "cause", "unavailable"))
+            if request.method == "NOTIFY":
+                self.tallies.notify_refused.add(_snake(type(error).__name__))
             return self._error(request, error)
 
     async def _register(self, request: SipRequest, arrival: Arrival) -> SipResponse:
@@ -127,6 +134,9 @@ class RequestHandler:
         result = await self.notifies.apply(intake, request)
         if result.unknown_subscription:
             raise UnknownSubscription(result.reason or "no subscription matches this dialog")
+        self.tallies.notify_results.add(str(result.code))
+        if result.gap:
+            self.tallies.version_gaps.add()
         if result.code == -1:
             return make_response(request, 400, headers=[("Warning", warning(result.reason or ""))])
         return make_response(request, self.policy.notify_reply_code)
@@ -149,7 +159,8 @@ class RequestHandler:
         away), so that a dispatcher probing with OPTIONS sends no traffic here meanwhile."""
         reason = self.not_ready()
         if reason is not None:
-            raise ServiceUnavailable(f"not ready: {reason}", retry_after=NOT_READY_RETRY_AFTER)
+            raise ServiceUnavailable(f"not ready: {reason}", retry_after=NOT_READY_RETRY_AFTER,
+                                     cause="not_ready")
         return make_response(request, 200, headers=[
             ("Allow", ", ".join(self.allowed)), ("Accept", REGINFO), ("Allow-Events", "reg")])
 
@@ -158,6 +169,11 @@ class RequestHandler:
             return response_for_error(request, error)
         return make_response(request, error.sip_status,
                              headers=[("Warning", warning(str(error)))])
+
+
+def _snake(name: str) -> str:
+    """An error's class name as a metric label: MalformedReginfo -> malformed_reginfo."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 def to_uri(request: SipRequest) -> str:

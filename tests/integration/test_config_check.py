@@ -56,6 +56,8 @@ def test_a_good_file_is_ok(tmp_path):
     ('[reginfo]\noutbound_proxy = "sip:127.0.0.1:5080;transport=tcp"\n[listen]\ntcp = []\n',
      "is reached over TCP"),
     ("[notifier]\nmin_expires = 100000\n", "[notifier] needs 0 < min_expires"),
+    ('[metrics]\nlisten = "9090"\n', "[metrics] listen: '9090' is not an IP address and port"),
+    ("[metrics]\nready_max_lag = 0\n", "[metrics] ready_max_lag must be positive"),
     (None, "does not exist"),
 ])
 def test_each_broken_file_is_refused_with_its_own_message(tmp_path, text, message):

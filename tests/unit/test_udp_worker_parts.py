@@ -309,7 +309,8 @@ def test_a_worker_that_keeps_dying_at_once_is_restarted_ever_more_slowly():
         pauses: list[float] = []
 
         async def spawn(index):
-            return type("W", (), {"process": Exited(), "link": Closed(), "index": index})()
+            return type("W", (), {"process": Exited(), "link": Closed(), "index": index,
+                                 "counted": {}})()
 
         async def pause(seconds):
             pauses.append(seconds)
