@@ -88,6 +88,12 @@ class MetricsSettings:
     ready_max_lag: int = 5  # seconds the usrloc view may be behind before "not ready"
 
 
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "info"  # debug (with the SIP message trace), info, warning, error; any case
+    format: str = "text"  # or "json": one object per line, request fields as keys
+
+
 MAX_UDP_WORKERS = 64
 
 
@@ -136,6 +142,7 @@ class Settings:
     node: NodeSettings = field(default_factory=NodeSettings)
     notifier: NotifierSettings = NotifierSettings()
     metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
     subscribe: tuple[SubscribeSettings, ...] = ()
 
     @property
@@ -158,6 +165,7 @@ _SECTION_CLASSES = {
     "node": NodeSettings,
     "notifier": NotifierSettings,
     "metrics": MetricsSettings,
+    "log": LogSettings,
 }
 
 
@@ -369,6 +377,10 @@ def problems_of(settings: Settings) -> list[str]:
         except ValueError:
             say(f"[metrics] listen: {metrics.listen!r} is not an IP address and port "
                 "(127.0.0.1:9090, [::1]:9090)")
+    if settings.log.level.lower() not in ("debug", "info", "warning", "error"):
+        say(f"[log] level must be debug, info, warning or error, not {settings.log.level!r}")
+    if settings.log.format not in ("text", "json"):
+        say(f"[log] format must be \"text\" or \"json\", not {settings.log.format!r}")
     if metrics.ready_max_lag <= 0:
         say("[metrics] ready_max_lag must be positive (seconds)")
     if settings.node.event_loop not in ("uvloop", "asyncio"):

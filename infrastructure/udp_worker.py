@@ -30,6 +30,7 @@ import time
 from infrastructure.clock import SystemClock
 from infrastructure.event_loop import loop_factory
 from infrastructure.gateway_policy import gateway_policy
+from infrastructure.log_setup import FORMATS, configure_logging
 from infrastructure.process_link import Message, ProcessLink
 from infrastructure.remote_port import ERROR, RESULT, RemotePort
 from infrastructure.settings import Settings
@@ -142,11 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--link-fd", type=int, required=True)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-format", default="text", choices=FORMATS)
     parser.add_argument("--event-loop", default="uvloop", choices=("uvloop", "asyncio"))
     options = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=options.log_level,
-                        format=f"%(asctime)s %(levelname)s %(name)s [udp worker "
-                               f"{options.index}] %(message)s")
+    configure_logging(options.log_level, options.log_format, f"udp worker {options.index}")
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)  # serve stops its workers itself, in order
     sock = socket.socket(fileno=options.link_fd)

@@ -151,6 +151,7 @@ class UdpWorkers:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "infrastructure.udp_worker", "--index", str(index),
                 "--link-fd", str(theirs.fileno()), "--log-level", str(level),
+                "--log-format", self.settings.log.format,
                 "--event-loop", self.settings.node.event_loop,
                 pass_fds=(theirs.fileno(),), env={**os.environ, "PYTHONPATH": path},
                 stdin=asyncio.subprocess.DEVNULL)

@@ -28,10 +28,11 @@ def store_options(command: F) -> F:
 
 @contextmanager
 def service_from(store_url: str | None, config_file: str | None, catch_up: bool = True,
-                 listen: dict | None = None, read_only: bool = False) -> Iterator[Service]:
-    """The service of the store the options name; `read_only` commands never create one."""
+                 overrides: dict | None = None, read_only: bool = False) -> Iterator[Service]:
+    """The service of the store the options name; `read_only` commands never create one.
+    `overrides`: settings given by flags ({section: {key: value}})."""
     settings = load_settings(config_file, os.environ,
-                             {"store": {"url": store_url}, "listen": listen or {}})
+                             {"store": {"url": store_url}, **(overrides or {})})
     service = open_service(settings, catch_up_views=catch_up, must_exist=read_only)
     try:
         yield service

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 
 import click
 
@@ -12,25 +10,26 @@ from domain import PuaReginfoError
 from infrastructure.cli.options import service_from, store_options
 from infrastructure.bootstrap import Service, build_gateway
 from infrastructure.event_loop import loop_factory
+from infrastructure.log_setup import LEVELS, configure_logging
 
 
 @click.command()
 @click.option("--udp", "udp", multiple=True, metavar="HOST:PORT", help="UDP listener (repeatable).")
 @click.option("--tcp", "tcp", multiple=True, metavar="HOST:PORT", help="TCP listener (repeatable).")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False),
+              help="Overrides [log] level (default: info); debug adds the SIP message trace.")
 @store_options
-def serve(udp: tuple[str, ...], tcp: tuple[str, ...], log_level: str, store_url: str | None,
-          config_file: str | None) -> None:
+def serve(udp: tuple[str, ...], tcp: tuple[str, ...], log_level: str | None,
+          store_url: str | None, config_file: str | None) -> None:
     """Run the gateway (registrar and NOTIFY server on UDP and TCP) and the projections."""
-    logging.basicConfig(stream=sys.stderr, level=log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     listen = {}
     if udp:
         listen["udp"] = list(udp)
     if tcp:
         listen["tcp"] = list(tcp)
-    with service_from(store_url, config_file, listen=listen) as service:
+    overrides = {"listen": listen, "log": {"level": log_level}}
+    with service_from(store_url, config_file, overrides=overrides) as service:
+        configure_logging(service.settings.log.level, service.settings.log.format)
         try:
             with asyncio.Runner(loop_factory=loop_factory(service.settings.node.event_loop)) \
                     as runner:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from domain.uri import SipUri, parse_uri
+from sip_gateway import trace
 from sip_gateway.sip import SipRequest, SipResponse
 from sip_gateway.sip.client_transaction import (
     ClientKey,
@@ -119,6 +120,8 @@ class Outbound:
         try:
             if not self.reaches(hop):
                 raise OSError(f"no {hop.transport} transport for outbound requests")
+            if trace.tracing():
+                trace.sent(wire, hop.transport, hop.address)
             if reliable:
                 await self.transport.send_stream(wire, hop.address)
             else:
@@ -168,6 +171,8 @@ class Outbound:
             waiting = self._waiting.get(event.key)
             if isinstance(event, Retransmit) and waiting is not None:
                 try:
+                    if trace.tracing():
+                        trace.sent(event.wire, "udp", waiting[1].address)
                     self.transport.send_datagram(event.wire, waiting[1].address)
                 except OSError as error:
                     log.warning("retransmission not sent: %s", error)

@@ -179,8 +179,10 @@ class PublisherClient:
             outcome = str(response.status)
         self.sent += 1
         self.outcomes.add(outcome)
-        log.info("PUBLISH %s %s (version %s) -> %s", publication.resource, plan.kind.value,
-                 "-" if slot.current is None else slot.current.version, outcome)
+        log.log(logging.INFO if response is not None and response.status < 300
+                else logging.WARNING,  # a failure: the operator should see it
+                "PUBLISH %s %s (version %s) -> %s", publication.resource, plan.kind.value,
+                "-" if slot.current is None else slot.current.version, outcome)
         await self._record(slot, plan, response)
         self._agenda.mark(publication.resource)
         self.wake()

@@ -192,8 +192,10 @@ class SubscriptionKeeper:
             dialog.on_response(response.status, **subscribe_response_fields(response), now=now)
             outcome = str(response.status)
         self.outcomes.add(outcome)
-        log.info("SUBSCRIBE %s %s (Expires %d) -> %s; %s", resource, plan.kind, plan.expires,
-                 outcome, dialog.state)
+        log.log(logging.INFO if response is not None and response.status < 300
+                else logging.WARNING,  # a failure: the operator should see it
+                "SUBSCRIBE %s %s (Expires %d) -> %s; %s", resource, plan.kind, plan.expires,
+                outcome, dialog.state)
         self._index(resource, kept)
         await self._persist(resource, kept)
         self._agenda.mark(resource)

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from domain import PuaReginfoError
 from sip_gateway.errors import MethodNotAllowed, PeerError, ServiceUnavailable
+from sip_gateway import trace
 from sip_gateway.server.handlers import RequestHandler, to_uri
 from sip_gateway.server.responses import response_for_error
 from sip_gateway.sip.routing import response_destination, stamp_via
@@ -65,6 +66,9 @@ class SipCore:
     # Entry points (called by the transports) ---------------------------------------
 
     def receive_datagram(self, data: bytes, arrival: Arrival, send: Send) -> None:
+        if trace.tracing():
+            trace.received(data, arrival.transport, arrival.source)
+            send = trace.traced(send, arrival.transport)
         try:
             message = parse_message(data)
         except PeerError as error:
@@ -73,6 +77,9 @@ class SipCore:
         self.receive_message(message, arrival, send, reliable=False)
 
     def receive_message(self, message, arrival: Arrival, send: Send, *, reliable: bool) -> None:
+        if reliable and trace.tracing():  # a datagram was traced as it came
+            trace.received(message.serialize(), arrival.transport, arrival.source)
+            send = trace.traced(send, arrival.transport)
         if not isinstance(message, SipRequest):
             if self.client is not None:
                 self.client.on_response(message)  # our PUBLISH and SUBSCRIBE transactions
@@ -153,8 +160,14 @@ class SipCore:
         self.tallies.answered.add(method, str(response.status))
         self.tallies.latency.observe(seconds, method)
         if log.isEnabledFor(logging.INFO):  # costs nothing when the request log is off
-            log.info("method=%s aor=%s result=%d latency_ms=%.2f peer=%s", request.method,
-                     to_uri(request), response.status, seconds * 1000, _peer(arrival))
+            fields = {"method": request.method, "aor": to_uri(request),
+                      "call_id": request.headers.get("Call-ID") or "-",
+                      "source": _peer(arrival), "result": response.status,
+                      "latency_ms": round(seconds * 1000, 2),
+                      "origin": ORIGINS.get(request.method, "-")}
+            log.info("method=%(method)s aor=%(aor)s result=%(result)d latency_ms=%(latency_ms).2f"
+                     " call_id=%(call_id)s source=%(source)s origin=%(origin)s", fields,
+                     extra=fields)
 
     def _refuse(self, request: SipRequest, error: PeerError, send: Send,
                 destination: tuple[str, int]) -> None:
@@ -228,6 +241,8 @@ def _salvaged_request(data: bytes) -> SipRequest | None:
     return SipRequest(parts[0].upper(), "sip:invalid", "SIP/2.0", Headers(found))
 
 
+# The origin of the changes a request records (the events' `origin`), for the request log.
+ORIGINS = {"REGISTER": "local", "NOTIFY": "notify", "SUBSCRIBE": "watcher"}
 KNOWN_METHODS = frozenset({"REGISTER", "NOTIFY", "SUBSCRIBE", "OPTIONS", "PUBLISH", "INVITE",
                            "ACK", "BYE", "CANCEL", "MESSAGE", "INFO", "PRACK", "UPDATE",
                            "REFER"})

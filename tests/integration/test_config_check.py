@@ -58,6 +58,8 @@ def test_a_good_file_is_ok(tmp_path):
     ("[notifier]\nmin_expires = 100000\n", "[notifier] needs 0 < min_expires"),
     ('[metrics]\nlisten = "9090"\n', "[metrics] listen: '9090' is not an IP address and port"),
     ("[metrics]\nready_max_lag = 0\n", "[metrics] ready_max_lag must be positive"),
+    ('[log]\nlevel = "verbose"\n', "[log] level must be debug, info, warning or error"),
+    ('[log]\nformat = "xml"\n', '[log] format must be "text" or "json"'),
     (None, "does not exist"),
 ])
 def test_each_broken_file_is_refused_with_its_own_message(tmp_path, text, message):

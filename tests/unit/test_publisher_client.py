@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import pytest
@@ -189,12 +190,15 @@ def test_412_publishes_the_newest_body_afresh_without_sip_if_match():
     assert store.named("record_failure") == []
 
 
-def test_a_timeout_records_the_failure_and_backs_off_before_trying_again():
+def test_a_timeout_records_the_failure_and_backs_off_before_trying_again(caplog):
+    caplog.set_level(logging.INFO)
     store = FakeStore(document(1))
     outbound = FakeOutbound(TIMEOUT, ok("e1"))
     clock = FakeClock()
+    client = None
 
     async def story():
+        nonlocal client
         client = client_for(store, outbound, clock)
         await steps(client, 3)
         assert len(outbound.sent) == 1  # backing off: uniform 0.5 * 1 s
@@ -213,6 +217,10 @@ def test_a_timeout_records_the_failure_and_backs_off_before_trying_again():
     assert Via.parse(first.headers.get("Via")).branch != Via.parse(retry.headers.get("Via")).branch
     assert store.named("record_failure") == [("record_failure", ALICE, "timeout of initial", 1)]
     assert store.named("acknowledge") == [("acknowledge", ALICE, [1], "e1", T0 + 0.5 + 600)]
+    assert client.outcomes.counts == {("timeout",): 1, ("200",): 1}
+    levels = [(r.levelname, r.getMessage()[-10:]) for r in caplog.records
+              if r.getMessage().startswith("PUBLISH")]
+    assert levels == [("WARNING", "-> timeout"), ("INFO", " 0) -> 200")]  # failures stand out
 
 
 def test_documents_queued_while_a_refresh_fails_collapse_to_the_newest():

@@ -253,7 +253,7 @@ def test_a_version_gap_of_a_foreign_dialog_changes_nothing():
     assert len(rig.outbound.sent) == 1
 
 
-def test_481_to_a_refresh_loses_the_dialog_and_subscribes_afresh():
+def test_481_to_a_refresh_loses_the_dialog_and_subscribes_afresh(caplog):
     rig = Rig()
 
     async def story():
@@ -276,6 +276,9 @@ def test_481_to_a_refresh_loses_the_dialog_and_subscribes_afresh():
     assert again.headers.get("Route") == f"<{PROXY};lr>"
     assert rig.store.calls[-1][0] == "established"
     assert rig.store.calls[-1][2].call_id == again.headers.get("Call-ID")
+    assert rig.keeper.outcomes.counts == {("200",): 2, ("481",): 1}
+    failures = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(failures) == 1 and "-> 481" in failures[0]
 
 
 def test_terminated_deactivated_subscribes_again_at_once():
