@@ -1,9 +1,11 @@
 """`pua-reginfo config check [FILE]`: everything `serve` would refuse in its settings, one
-line per problem, before a deployment finds out."""
+line per problem, before a deployment finds out; `config sample`: every key with its
+default, commented (the file shipped as infrastructure/sample-config.toml)."""
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 
 import click
 
@@ -13,7 +15,18 @@ from infrastructure.settings import SettingsError, load_settings
 
 @click.group()
 def config() -> None:
-    """Check settings files."""
+    """Check settings files, or print a commented sample."""
+
+
+def sample_text() -> str:
+    """The shipped sample settings file: every section and key with its default."""
+    return resources.files("infrastructure").joinpath("sample-config.toml").read_text()
+
+
+@config.command()
+def sample() -> None:
+    """Print a settings file with every key, its default and what it does."""
+    click.echo(sample_text(), nl=False)
 
 
 @config.command()
