@@ -4,13 +4,16 @@ with its default, and passes `config check` as written."""
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from infrastructure.cli import cli
 from infrastructure.settings import Settings, SubscribeSettings, load_settings
 
+ROOT = Path(__file__).resolve().parents[2]
 HEADER = re.compile(r"^(?:# )?\[\[?([a-z_]+)\]\]?$")
 ASSIGNMENT = re.compile(r"^(# )?([a-z_]+) = ")
 
@@ -84,3 +87,15 @@ def test_config_check_passes_the_sample_as_written(tmp_path):
     result = CliRunner().invoke(cli, ["config", "check", str(path)], env={})
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{path}: ok\n"
+
+
+def test_the_readme_install_steps_put_the_store_in_the_state_directory(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Installing as a service\n", 1)[1].split("\n## ", 1)[0]
+    [expression] = re.findall(r"\| sed '([^']+)'", section)
+    edited = subprocess.run(["sed", expression], input=sample(), capture_output=True, text=True,
+                            check=True).stdout
+    path = tmp_path / "pua-reginfo.toml"
+    path.write_text(edited)
+    assert load_settings(path, env={}).store.url == "sqlite:////var/lib/pua-reginfo/pua-reginfo.db"
+    assert edited.replace("/var/lib/pua-reginfo/", "./") == sample()  # and nothing else
