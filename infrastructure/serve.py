@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from infrastructure import systemd_notify
 from infrastructure.commands import ExpireDue, RequestSubscription
 from infrastructure.executor import STORE_DOWN, GroupCommitExecutor, StoreUnavailable
 from infrastructure.metrics import CONTENT_TYPE, exposition, store_figures
@@ -129,6 +130,7 @@ class Gateway:
         gc.freeze()
         log.info("serving (node %s, store %s)", self.service.settings.node.id,
                  self.service.settings.store.url)
+        systemd_notify.ready()
 
     async def run(self) -> None:
         """Start, serve until SIGTERM or SIGINT, stop."""
@@ -147,6 +149,7 @@ class Gateway:
 
     async def stop(self) -> None:
         log.info("stopping: draining in-flight requests")
+        systemd_notify.stopping()
         self._stopping.set()  # a prune running stops after its batch
         self.transports.stop_listening()  # no new TCP connections
         await self.core.drain()  # from here on a request gets 503; the UDP socket stays

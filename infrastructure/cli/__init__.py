@@ -60,7 +60,10 @@ def _fail(ctx: click.Context, message: str, status: int = 1) -> None:
     ctx.exit(status)
 
 
-@click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ErrorReportingGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+             epilog="\b\nExample:\n  pua-reginfo serve --config /etc/pua-reginfo/pua-reginfo.toml\n"
+                    "  pua-reginfo query --aor alice@example.com --json")
 @click.version_option(package_name="pua-reginfo")
 def cli() -> None:
     """RFC 3680 reg event service: registrations as an event-sourced ledger.

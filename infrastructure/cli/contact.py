@@ -23,12 +23,14 @@ def _cause(action: str) -> str:
     return f"admin: contact {action}"
 
 
-@click.group()
+@click.group(epilog="\b\nExample:\n  pua-reginfo contact deactivate alice@example.com "
+             "sip:alice@192.0.2.10:5060")
 def contact() -> None:
     """Administrative changes to one binding (RFC 3680 contact events)."""
 
 
-@contact.command("add")
+@contact.command("add", epilog="\b\nExample:\n  pua-reginfo contact add alice@example.com "
+                 "sip:alice@192.0.2.10:5060 --expires 3600 --q 0.8")
 @click.argument("aor")
 @click.argument("contact_uri", metavar="CONTACT")
 @click.option("--expires", type=POSITIVE, required=True, help="Lifetime in seconds.")
@@ -48,7 +50,8 @@ def add(aor: str, contact_uri: str, expires: int, q: float | None, store_url: st
         click.echo(f"created {contact_uri} on {record.aor}, expires in {granted} s{capped}")
 
 
-@contact.command("shorten")
+@contact.command("shorten", epilog="\b\nExample:\n  pua-reginfo contact shorten alice@example.com "
+                 "sip:alice@192.0.2.10:5060 --expires 60")
 @click.argument("aor")
 @click.argument("contact_uri", metavar="CONTACT")
 @click.option("--expires", type=POSITIVE, required=True, help="New lifetime in seconds.")
@@ -71,7 +74,8 @@ def _terminating(action: str, past: str, make: type, doc: str) -> click.Command:
             click.echo(f"{past} {contact_uri} on {record.aor}")
 
     command.__doc__ = doc
-    return contact.command(action)(command)
+    return contact.command(action, epilog="\b\nExample:\n  pua-reginfo contact "
+                           f"{action} alice@example.com sip:alice@192.0.2.10:5060")(command)
 
 
 _terminating("deactivate", "deactivated", DeactivateContact,
@@ -80,7 +84,8 @@ _terminating("reject", "rejected", RejectContact,
              "Remove a binding; the UA should not re-register (event `rejected`).")
 
 
-@contact.command("probation")
+@contact.command("probation", epilog="\b\nExample:\n  pua-reginfo contact probation "
+                 "alice@example.com sip:alice@192.0.2.10:5060 --retry-after 300")
 @click.argument("aor")
 @click.argument("contact_uri", metavar="CONTACT")
 @click.option("--retry-after", type=click.IntRange(min=0), required=True,
@@ -94,7 +99,8 @@ def probation(aor: str, contact_uri: str, retry_after: int, store_url: str | Non
         click.echo(f"probation for {contact_uri} on {record.aor}, retry after {retry_after} s")
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n"
+               "  pua-reginfo expire --config /etc/pua-reginfo/pua-reginfo.toml")
 @store_options
 def expire(store_url: str | None, config_file: str | None) -> None:
     """Record `expired` for every binding whose lifetime has ended."""

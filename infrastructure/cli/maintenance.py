@@ -15,7 +15,8 @@ from infrastructure.timeparse import iso, parse_time
 PROJECTIONS = ("usrloc",)
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n"
+               "  pua-reginfo rebuild --config /etc/pua-reginfo/pua-reginfo.toml")
 @click.option("--projection", type=click.Choice(PROJECTIONS), default="usrloc", show_default=True,
               help="Which projection to rebuild.")
 @store_options
@@ -32,7 +33,7 @@ def rebuild(projection: str, store_url: str | None, config_file: str | None) -> 
         click.echo(f"rebuilt {projection}: {count} events applied, {rows} binding(s)")
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  pua-reginfo prune --before 2026-09-01T00:00:00Z")
 @click.option("--before", "before_time", metavar="TIME", required=True,
               help="Delete the history before TIME (ISO-8601 or Unix seconds).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was deleted as JSON.")

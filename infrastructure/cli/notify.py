@@ -16,7 +16,9 @@ from sip_gateway.server.notify_modes import MODES, notify_mode, read_notify
 MAX_INPUT = 16 * 1024 * 1024
 
 
-@click.command("handle-notify")
+@click.command("handle-notify", epilog="\b\nExample:\n"
+               "  pua-reginfo handle-notify notify.xml --mode kamailio\n"
+               "  pua-reginfo handle-notify - < notify.sip")
 @click.argument("source", metavar="FILE|-")
 @click.option("--mode", type=click.Choice(MODES), help="rfc (default from settings) or kamailio.")
 @click.option("--subscription", "subscription_id", metavar="ID",

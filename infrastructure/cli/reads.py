@@ -13,7 +13,7 @@ from infrastructure.timeparse import iso, parse_time
 from projections import HistoryPruned, LocationRow, Retained, rows_at
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  pua-reginfo query --aor alice@example.com --json")
 @click.option("--aor", help="Only this address-of-record.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of bindings.")
 @store_options
@@ -32,7 +32,8 @@ def query(aor: str | None, as_json: bool, store_url: str | None, config_file: st
             bindings_table(rows, now, f"{len(rows)} binding(s)")
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  pua-reginfo audit alice@example.com --json\n"
+                      "  pua-reginfo audit alice@example.com --at 2026-11-26T12:00:00Z")
 @click.argument("aor")
 @click.option("--at", "at_time", metavar="TIME",
               help="Show the bindings as they were at TIME (ISO-8601 or Unix seconds).")

@@ -13,7 +13,9 @@ from infrastructure.event_loop import loop_factory
 from infrastructure.log_setup import LEVELS, configure_logging
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n"
+               "  pua-reginfo serve --config /etc/pua-reginfo/pua-reginfo.toml\n"
+               "  pua-reginfo serve --udp 127.0.0.1:5060 --tcp 127.0.0.1:5060 --log-level DEBUG")
 @click.option("--udp", "udp", multiple=True, metavar="HOST:PORT", help="UDP listener (repeatable).")
 @click.option("--tcp", "tcp", multiple=True, metavar="HOST:PORT", help="TCP listener (repeatable).")
 @click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False),

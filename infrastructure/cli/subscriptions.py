@@ -17,7 +17,7 @@ from infrastructure.status import service_status
 from sip_gateway.client.subscriber import DEFAULT_EXPIRES
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  pua-reginfo subscribe sip:alice@example.com --expires 3600")
 @click.argument("uri")
 @click.option("--expires", type=click.IntRange(1, 2**32 - 1), default=DEFAULT_EXPIRES,
               show_default=True, help="Requested subscription lifetime in seconds.")
@@ -29,7 +29,7 @@ def subscribe(uri: str, expires: int, store_url: str | None, config_file: str | 
         click.echo(f"subscription to {found.resource} requested (expires {expires} s)")
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  pua-reginfo unsubscribe sip:alice@example.com")
 @click.argument("uri")
 @store_options
 def unsubscribe(uri: str, store_url: str | None, config_file: str | None) -> None:
@@ -39,7 +39,7 @@ def unsubscribe(uri: str, store_url: str | None, config_file: str | None) -> Non
         click.echo(f"subscription to {found.resource} withdrawn")
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  pua-reginfo status --json")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @store_options
 def status(as_json: bool, store_url: str | None, config_file: str | None) -> None:

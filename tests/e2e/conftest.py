@@ -101,11 +101,16 @@ class Gateways:
                 settings.setdefault(section, {}).update(values)
             else:  # an array of tables, e.g. [[subscribe]]: taken as given
                 settings[section] = values
-        probe_host, probe_port = parse_listen(settings["listen"]["udp"][0])
-        name = f"gateway-{len(self.running)}"
-        config_path = self.tmp_path / f"{name}.toml"
+        config_path = self.tmp_path / f"gateway-{len(self.running)}.toml"
         config_path.write_text(_toml(settings))
-        log_path = self.tmp_path / f"{name}.log"
+        return self.launch(store_url, config_path, settings["listen"]["udp"][0], env)
+
+    def launch(self, store_url: str, config_path: Path, probe: str,
+               env: dict | None = None) -> RunningGateway:
+        """Start serve on the settings file as written, once it answers OPTIONS on the UDP
+        address `probe` (HOST:PORT)."""
+        probe_host, probe_port = parse_listen(probe)
+        log_path = self.tmp_path / f"gateway-{len(self.running)}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "infrastructure.cli", "serve", "--store", store_url,
