@@ -258,11 +258,12 @@ class SubscriberDialog:
         self.failures = 0
         self._set_lifetime(granted, now)
 
-    def on_timeout(self, now: float) -> None:
-        """The request in flight timed out or could not be sent (RFC 3261 8.1.3.1: 408)."""
+    def on_timeout(self, now: float, reason: str = "timeout") -> None:
+        """The request in flight timed out or could not be sent (RFC 3261 8.1.3.1: 408);
+        `reason` says which, for the operator (`status`)."""
         if self.in_flight is not None:
             self.in_flight = None
-            self._answered(FAILED, "timeout", None, now)
+            self._answered(FAILED, reason, None, now)
 
     def on_notify(
         self, *, call_id: str, from_tag: str | None, to_tag: str | None,

@@ -172,11 +172,15 @@ class SubscriptionKeeper:
 
     async def _send(self, resource: str, kept: _Kept, plan: SubscribePlan) -> None:
         dialog = kept.dialog
+        unsent = None
         try:
-            hop = self._destination(plan)
+            hop = self.proxy_hop or await asyncio.get_running_loop().run_in_executor(
+                None, self._destination, plan)  # resolving a host name must not block
             via_host, via_port = self.outbound.sent_by(hop)
         except ValueError as error:  # unroutable: a failure like a timeout (RFC 3261 8.1.3.1)
-            log.warning("SUBSCRIBE %s not sent: %s", resource, error)
+            unsent = f"not sent: {error}" + ("" if self.proxy_hop else
+                                             " (no [reginfo] outbound_proxy is set)")
+            log.warning("SUBSCRIBE %s %s", resource, unsent)
             response = None
         else:
             request = build_subscribe(
@@ -186,8 +190,8 @@ class SubscriptionKeeper:
             response = await self.outbound.request(request, hop)
         now = self.clock()
         if response is None:
-            dialog.on_timeout(now)
-            outcome = "timeout"
+            dialog.on_timeout(now, unsent or "timeout")
+            outcome = "unsent" if unsent else "timeout"
         else:
             dialog.on_response(response.status, **subscribe_response_fields(response), now=now)
             outcome = str(response.status)
@@ -230,8 +234,8 @@ class SubscriptionKeeper:
             await self.store.closed(resource, dialog.last_error or "unsubscribed")
 
     def _destination(self, plan: SubscribePlan) -> Hop:
-        if self.proxy_hop is not None:
-            return self.proxy_hop
+        """Without an outbound proxy: the next hop of the request's target (may resolve a
+        host name)."""
         target = plan.route_set[0] if plan.in_dialog and plan.route_set else plan.request_uri
         return next_hop(target)
 

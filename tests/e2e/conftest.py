@@ -62,6 +62,7 @@ class RunningGateway:
     log_path: Path
     host: str = HOST
     extra: dict = field(default_factory=dict)
+    config_path: Path | None = None  # the settings file serve reads; the CLI reads it too
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -70,8 +71,11 @@ class RunningGateway:
         return self.process.poll() is None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """A command against serve's store, with serve's settings file."""
+        config = ["--config", str(self.config_path)] if self.config_path else []
         return subprocess.run([sys.executable, "-m", "infrastructure.cli", *args, "--store",
-                               self.store_url], capture_output=True, text=True, timeout=60, cwd=ROOT)
+                               self.store_url, *config], capture_output=True, text=True,
+                              timeout=60, cwd=ROOT)
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -116,7 +120,8 @@ class Gateways:
                 [sys.executable, "-m", "infrastructure.cli", "serve", "--store", store_url,
                  "--config", str(config_path)],
                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})})
-        gateway = RunningGateway(probe_port, store_url, process, log_path, probe_host)
+        gateway = RunningGateway(probe_port, store_url, process, log_path, probe_host,
+                                 config_path=config_path)
         self.running.append(gateway)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -269,7 +269,9 @@ def test_status_of_an_established_dialog_without_any_notify_has_no_version(servi
 @pytest.fixture
 def cli_run(store_url, tmp_path):
     config = tmp_path / "pua-reginfo.toml"
-    config.write_text(f'[reginfo]\ndefault_domain = "{DOMAIN}"\n')
+    config.write_text(f'[reginfo]\ndefault_domain = "{DOMAIN}"\n'
+                      'server_address = "sip:reginfo@127.0.0.1:5060"\n'
+                      'outbound_proxy = "sip:127.0.0.1:5080"\n')
     runner = CliRunner()
 
     def invoke(*args: str, ok: bool = True):
@@ -287,7 +289,8 @@ def status_json(cli_run) -> dict:
 
 def test_cli_subscribe_unsubscribe_and_status(cli_run):
     result = cli_run("subscribe", "bob", "--expires", "600")
-    assert result.stdout.strip() == f"subscription to {BOB} requested (expires 600 s)"
+    assert result.stdout.strip() == (f"subscription to {BOB} requested (expires 600 s, "
+                                     "through sip:127.0.0.1:5080)")
     cli_run("subscribe", "carol@example.com")
     report = status_json(cli_run)
     assert set(report) == {"notifications", "horizon", "projections", "subscriptions",
@@ -338,3 +341,36 @@ def test_cli_subscribe_refuses_a_bad_expires(cli_run):
     result = cli_run("subscribe", "bob", "--expires", "0", ok=False)
     assert result.exit_code == 2 and "expires" in result.stderr.lower()
     assert status_json(cli_run)["subscriptions"] == []
+
+
+@pytest.mark.parametrize("reginfo, uri, refusal", [
+    ("", "bob", "no [reginfo] server_address: serve keeps subscriptions only with one"),
+    ('server_address = "sip:reginfo@127.0.0.1:5060"\n', "sips:bob@127.0.0.1",
+     "no [reginfo] outbound_proxy, and sips:bob@127.0.0.1 cannot be reached directly"),
+])
+def test_cli_subscribe_refuses_what_serve_could_never_send(store_url, tmp_path, reginfo, uri,
+                                                           refusal):
+    config = tmp_path / "serve.toml"
+    config.write_text(f'[reginfo]\ndefault_domain = "{DOMAIN}"\n{reginfo}')
+    result = CliRunner().invoke(cli, ["subscribe", uri, "--store", store_url,
+                                      "--config", str(config)])
+    assert result.exit_code == 1 and refusal in result.stderr, result.stderr
+    status = CliRunner().invoke(cli, ["status", "--json", "--store", store_url])
+    assert json.loads(status.stdout)["subscriptions"] == []  # nothing was recorded
+
+
+def test_status_says_when_its_settings_would_send_no_subscribe(cli_run, store_url):
+    cli_run("subscribe", "bob")
+    assert "(sent through sip:127.0.0.1:5080)" in cli_run("status").stdout
+    bare = CliRunner().invoke(cli, ["status", "--store", store_url], env={})
+    assert ("subscriptions: 1 (a serve with these settings sends none: no [reginfo] "
+            "server_address" in bare.stdout), bare.stdout
+
+
+def test_cli_subscribe_without_a_proxy_to_an_address_says_it_goes_there(store_url, tmp_path):
+    config = tmp_path / "serve.toml"
+    config.write_text('[reginfo]\nserver_address = "sip:reginfo@127.0.0.1:5060"\n')
+    result = CliRunner().invoke(cli, ["subscribe", "sip:bob@127.0.0.1:5090", "--store",
+                                      store_url, "--config", str(config)])
+    assert result.exit_code == 0, result.stderr
+    assert "directly to 127.0.0.1:5090, no outbound_proxy" in result.stdout

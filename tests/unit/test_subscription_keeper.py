@@ -470,3 +470,17 @@ def test_a_close_the_store_could_not_record_is_recorded_later():
 
     asyncio.run(story())
     assert [call[1] for call in rig.store.named("closed")] == [BOB]
+
+
+def test_an_unroutable_subscribe_records_why_it_was_not_sent():
+    """Without an outbound proxy the resource itself must be routable; when it is not,
+    the failure says so (status shows it) instead of a bare timeout."""
+    rig = Rig()
+    rig.keeper.proxy = rig.keeper.proxy_hop = None
+    rig.store.want(WantedSubscription("sips:bob@example.com", 600, True, None))
+    asyncio.run(rig.step())
+    assert rig.outbound.sent == []
+    [failed] = rig.store.named("failed")
+    assert "not sent" in failed[2] and "only sip: over udp or tcp" in failed[2]
+    assert "no [reginfo] outbound_proxy is set" in failed[2]
+    assert rig.keeper.outcomes.counts == {("unsent",): 1}
