@@ -32,9 +32,14 @@ def location_ddl(table: str = "location", postgres: bool = False) -> str:
     return f"CREATE TABLE {table} ({', '.join(columns)})"
 
 
-def local_time(seconds: float) -> str:
-    """A time as usrloc writes a datetime column: local time, whole seconds."""
-    return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+def local_time(seconds: float) -> datetime:
+    """A time as usrloc hands it to the database: local time, whole seconds."""
+    return datetime.fromtimestamp(int(seconds))
+
+
+def julian_day(moment: datetime) -> float:
+    """A datetime as db_sqlite stores it: the Julian day number (UTC)."""
+    return moment.timestamp() / 86400.0 + 2440587.5
 
 
 def location_row(username: str, contact: str, expires: float, *, callid: str,
@@ -47,9 +52,13 @@ def location_row(username: str, contact: str, expires: float, *, callid: str,
 
 
 def insert_rows(connection: Any, rows: list[dict[str, Any]], table: str = "location",
-                mark: str = "?") -> None:
-    """INSERT each row (a sqlite3 connection: mark "?"; psycopg: "%s")."""
+                postgres: bool = False) -> None:
+    """INSERT each row through a sqlite3 or a psycopg connection, its datetimes as each
+    database keeps them (db_sqlite: Julian days; PostgreSQL: timestamps)."""
+    mark = "%s" if postgres else "?"
     for row in rows:
         names = ", ".join(f'"{name}"' for name in row)
+        values = tuple(julian_day(v) if isinstance(v, datetime) and not postgres else v
+                       for v in row.values())
         connection.execute(f"INSERT INTO {table} ({names}) VALUES "
-                           f"({', '.join([mark] * len(row))})", tuple(row.values()))
+                           f"({', '.join([mark] * len(row))})", values)

@@ -4,10 +4,12 @@ What the row holds and how it is taken:
 - the AoR is `username@domain`, or `username` when usrloc ran without use_domain (the
   domain column empty); it is then keyed by `[usrloc] use_domain` like a REGISTER's,
   so a bare user needs `[reginfo] default_domain`;
-- `expires` and `last_modified` are datetimes as usrloc writes them (local time of the
-  registrar; a naive value is read in this machine's zone, `TZ`) or Unix seconds
-  (usrloc's `expires_type = 1`); an expiry at the epoch is a permanent contact, which has
-  no equivalent here (every binding has a lifetime) and is refused;
+- `expires` and `last_modified` are datetimes as the database driver keeps them: a
+  Julian day number (db_sqlite), a timestamp (PostgreSQL; usrloc writes the registrar's
+  local time, and a value without a zone is read in this machine's, `TZ`), the text of
+  one, or Unix seconds (usrloc's `expires_type = 1`); an expiry at the epoch is a
+  permanent contact, which has no equivalent here (every binding has a lifetime) and is
+  refused;
 - q below 0 is usrloc's "no q"; `methods` is usrloc's bit set of methods (all bits: no
   restriction); reg_id 0 is "no reg-id" (RFC 5626 reg-ids start at 1);
 - `path` is the Path header values as usrloc joined them with commas;
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from math import isfinite
 from typing import Any
 
 from domain import Binding, DomainError
@@ -32,6 +35,8 @@ METHOD_BITS = ("INVITE", "CANCEL", "ACK", "BYE", "INFO", "REGISTER", "SUBSCRIBE"
                "MESSAGE", "OPTIONS", "PRACK", "UPDATE", "REFER", "PUBLISH", "KDMQ", "GET",
                "POST", "PUT", "DELETE")
 PERMANENT_BEFORE = 86400.0  # an expiry on the epoch's first day: usrloc's expires = 0
+JULIAN_UNIX_EPOCH = 2440587.5  # the Julian day of 1970-01-01T00:00:00Z
+JULIAN_DAYS = (2440000.0, 2600000.0)  # 1968 to 2406: a number in here is a Julian day
 
 
 class RefusedRow(Exception):
@@ -144,19 +149,24 @@ def _q(value: Any) -> float | None:
 
 
 def _time(value: Any, column: str, default: float | None = None) -> float:
-    """Unix seconds of a usrloc time: a datetime (naive: local time), its text, or seconds."""
+    """Unix seconds of a usrloc time: a datetime (naive: local time), a Julian day, Unix
+    seconds, or the text of one of them."""
     if value is None or value == "":
         if default is not None:
             return default
         raise RefusedRow(f"no {column}")
     if isinstance(value, datetime):
         return value.timestamp()
-    if isinstance(value, (int, float)):
-        return float(value)
     text = str(value).strip()
     try:
-        if text.lstrip("-").isdigit():
-            return float(text)
-        return datetime.fromisoformat(text).timestamp()
+        number = float(text)
     except ValueError:
-        raise RefusedRow(f"{column} is not a time: {text!r}") from None
+        try:
+            return datetime.fromisoformat(text).timestamp()
+        except ValueError:
+            raise RefusedRow(f"{column} is not a time: {text!r}") from None
+    if not isfinite(number):
+        raise RefusedRow(f"{column} is not a time: {text!r}")
+    if JULIAN_DAYS[0] <= number < JULIAN_DAYS[1]:
+        return float(round((number - JULIAN_UNIX_EPOCH) * 86400))
+    return number

@@ -219,7 +219,7 @@ def test_a_postgresql_location_table(tmp_path, sqlite_url, postgres_databases):
     now = time.time()
     with psycopg.connect(source, autocommit=True) as db:
         db.execute(location_ddl("location_old", postgres=True))
-        insert_rows(db, kamailio_rows(now), "location_old", mark="%s")
+        insert_rows(db, kamailio_rows(now), "location_old", postgres=True)
     runner = CliRunner()
     args = ["import-location", source, "--table", "location_old", "--store", sqlite_url]
     result = runner.invoke(cli, args, env=ENV)

@@ -49,6 +49,8 @@ def test_path_column_splits_at_top_level_commas(column, entries):
     datetime.fromtimestamp(NOW + 60),  # a naive datetime is local time
     datetime.fromtimestamp(NOW + 60, timezone.utc),
     datetime.fromtimestamp(NOW + 60).strftime("%Y-%m-%d %H:%M:%S"),
+    (NOW + 60) / 86400 + 2440587.5,  # db_sqlite: a Julian day
+    str((NOW + 60) / 86400 + 2440587.5),
 ])
 def test_expires_in_every_form_usrloc_writes(expires):
     taken = imported(row(expires=expires), "location", NOW)
@@ -70,6 +72,8 @@ def test_a_lapsed_row_is_expired_not_refused():
 
 @pytest.mark.parametrize("columns, reason", [
     ({"expires": 0}, "permanent contact"),
+    ({"expires": 2440587.5}, "permanent contact"),  # db_sqlite's epoch
+    ({"expires": "inf"}, "expires is not a time"),
     ({"expires": "tomorrow"}, "expires is not a time"),
     ({"cseq": "x"}, "cseq is not a number"),
     ({"reg_id": -3}, "reg_id -3 is out of range"),
