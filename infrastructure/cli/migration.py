@@ -11,7 +11,7 @@ from infrastructure.location_import import import_location, read_location
 
 @click.command("import-location", epilog="""\b
 Examples:
-  pua-reginfo import-location sqlite:///var/lib/kamailio/kamailio.db
+  pua-reginfo import-location sqlite:////var/lib/kamailio/kamailio.db
   pua-reginfo import-location postgresql://kamailio@127.0.0.1/kamailio --table location""")
 @click.argument("source")
 @click.option("--table", default="location", show_default=True,
