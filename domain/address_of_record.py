@@ -48,6 +48,7 @@ from domain.registration_machine import REGISTRATION_MACHINE, TERMINATED
 from domain.uri import parse_uri
 
 EXPIRY_CAUSE = "binding lifetime ended"
+REMOVALS = {"deactivated": ContactDeactivated, "rejected": ContactRejected}
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,24 @@ class AddressOfRecord(BaseAggregate[UUID]):
         self._contact(ContactCreated, binding, "admin", node, cause, now)
         self._settle("admin", node, cause, now)
 
+    def import_binding(self, binding: Binding, node: str, cause: str, now: float) -> bool:
+        """Record a binding another registrar holds (event `created`, origin `import`):
+        False, and nothing recorded, when it is bound here already with the same Call-ID
+        and CSeq (the same registration, imported before)."""
+        if binding.is_due(now):
+            raise InvalidRequest(f"{binding.contact} has expired")
+        held = self._live_by_key(now).get(binding.key)
+        if held is not None:
+            if (held.callid, held.cseq) == (binding.callid, binding.cseq):
+                return False
+            raise IllegalTransition(
+                f"{binding.contact} is bound to {self.aor} already, by Call-ID "
+                f"{held.callid} CSeq {held.cseq}: 'created' applies only to a new binding")
+        self.expire(node, now)
+        self._contact(ContactCreated, binding, "import", node, cause, now)
+        self._settle("import", node, cause, now)
+        return True
+
     def shorten(self, contact: str, expires: int, node: str, cause: str, now: float) -> None:
         """Bring a binding's expiry forward (event `shortened`), e.g. to force re-auth."""
         binding = self.find_binding(contact, now)
@@ -228,17 +247,31 @@ class AddressOfRecord(BaseAggregate[UUID]):
 
     def deactivate(self, contact: str, node: str, cause: str, now: float) -> None:
         """Remove a binding; the UA should re-register at once (event `deactivated`)."""
-        self._terminate(ContactDeactivated, contact, node, cause, now)
+        self._terminate(ContactDeactivated, [self.find_binding(contact, now)], node, cause, now)
 
     def reject(self, contact: str, node: str, cause: str, now: float) -> None:
         """Remove a binding; the UA should not re-register (event `rejected`)."""
-        self._terminate(ContactRejected, contact, node, cause, now)
+        self._terminate(ContactRejected, [self.find_binding(contact, now)], node, cause, now)
+
+    def remove(self, contact: str | None, event: str, node: str, cause: str,
+               now: float) -> list[Binding]:
+        """Remove one binding or, without `contact`, every live one (what usrloc's
+        ul.rm_contact and ul.rm do), each with `event`: `deactivated` (re-register now)
+        or `rejected` (do not). Returns the bindings removed."""
+        if event not in REMOVALS:
+            raise InvalidRequest(f"a removal is 'deactivated' or 'rejected', not {event!r}")
+        bindings = [self.find_binding(contact, now)] if contact else self.live_bindings(now)
+        if not bindings:
+            raise UnknownContact(f"{self.aor} has no active binding")
+        self._terminate(REMOVALS[event], bindings, node, cause, now)
+        return bindings
 
     def probation(self, contact: str, retry_after: int, node: str, cause: str, now: float) -> None:
         """Remove a binding; the UA may re-register after `retry_after` s (`probation`)."""
         if retry_after < 0:
             raise InvalidRequest("retry-after must not be negative")
-        self._terminate(ContactProbation, contact, node, cause, now, retry_after=retry_after)
+        self._terminate(ContactProbation, [self.find_binding(contact, now)], node, cause, now,
+                        retry_after=retry_after)
 
     def apply_notified(self, changes: Sequence[NotifiedChange], node: str, cause: str,
                        now: float) -> None:
@@ -256,11 +289,11 @@ class AddressOfRecord(BaseAggregate[UUID]):
 
     # Internals -----------------------------------------------------------------------
 
-    def _terminate(self, event: type[ContactEvent], contact: str, node: str, cause: str,
-                   now: float, **extra: int) -> None:
-        binding = self.find_binding(contact, now)
+    def _terminate(self, event: type[ContactEvent], bindings: list[Binding], node: str,
+                   cause: str, now: float, **extra: int) -> None:
         self.expire(node, now)
-        self._contact(event, binding.with_expires(now), "admin", node, cause, now, **extra)
+        for binding in bindings:
+            self._contact(event, binding.with_expires(now), "admin", node, cause, now, **extra)
         self._settle("admin", node, cause, now)
 
     @staticmethod

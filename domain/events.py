@@ -1,8 +1,9 @@
 """Domain events of an AddressOfRecord, named after RFC 3680 section 5.1 transitions.
 
-Every event carries the AoR, its origin (`register`, `notify`, `expiry`, `admin`), the
-node that decided it and the cause (the REGISTER's Call-ID/CSeq, the NOTIFY's
-subscription and version, the timer or the admin command). Each class has an explicit,
+Every event carries the AoR, its origin (`register`, `notify`, `expiry`, `admin`,
+`import`), the node that decided it and the cause (the REGISTER's Call-ID/CSeq, the
+NOTIFY's subscription and version, the timer, the admin command, or the row of another
+registrar's location table it was imported from). Each class has an explicit,
 stable TOPIC so that renaming Python code never orphans stored events.
 """
 
@@ -20,7 +21,7 @@ from domain.binding_refresh import BindingRefresh, binding_after
 if TYPE_CHECKING:
     from domain.address_of_record import AddressOfRecord
 
-ORIGINS = ("register", "notify", "expiry", "admin")
+ORIGINS = ("register", "notify", "expiry", "admin", "import")
 
 
 class RegistrationInitialized(AggregateCreated):

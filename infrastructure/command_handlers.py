@@ -33,11 +33,13 @@ from infrastructure.commands import (
     DeactivateContact,
     EndWatch,
     ExpireDue,
+    ImportBindings,
     PutOnProbation,
     RecordNotified,
     RecordSubscriber,
     Register,
     RejectContact,
+    RemoveBindings,
     RequestSubscription,
     ShortenContact,
     Watch,
@@ -132,6 +134,33 @@ def put_on_probation(uow: UnitOfWork, command: PutOnProbation) -> AddressOfRecor
     aggregate.probation(command.contact, command.retry_after, uow.app.node, command.cause,
                         uow.now)
     return aggregate
+
+
+def remove_bindings(uow: UnitOfWork, command: RemoveBindings) -> tuple[AddressOfRecord,
+                                                                       list[Binding]]:
+    aggregate = _existing(uow, command.aor)
+    removed = aggregate.remove(command.contact, command.event, uow.app.node, command.cause,
+                               uow.now)
+    return aggregate, removed
+
+
+IMPORTED, PRESENT = "imported", "present"
+
+
+def import_bindings(uow: UnitOfWork, command: ImportBindings) -> list[str]:
+    """Each binding's outcome, in order: IMPORTED, PRESENT (the same registration is
+    bound here already), or the reason it was refused (nothing of it recorded)."""
+    outcomes = []
+    for imported in command.bindings:
+        try:
+            aggregate = uow.aor(uow.app.identify(imported.aor), "import", imported.cause)
+            made = aggregate.import_binding(imported.binding, uow.app.node, imported.cause,
+                                            uow.now)
+        except DomainError as error:
+            outcomes.append(str(error))
+            continue
+        outcomes.append(IMPORTED if made else PRESENT)
+    return outcomes
 
 
 def _existing(uow: UnitOfWork, aor: str) -> AddressOfRecord:
@@ -230,6 +259,8 @@ HANDLERS: dict[type, Callable[[UnitOfWork, Any], Any]] = {
     DeactivateContact: deactivate_contact,
     RejectContact: reject_contact,
     PutOnProbation: put_on_probation,
+    RemoveBindings: remove_bindings,
+    ImportBindings: import_bindings,
     RequestSubscription: request_subscription,
     WithdrawSubscription: withdraw_subscription,
     RecordSubscriber: record_subscriber,

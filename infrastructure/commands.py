@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from domain import ContactUpdate, RegisterRequest
+from domain import Binding, ContactUpdate, RegisterRequest
 from domain.reginfo import ReginfoDocument
 from domain.resource_subscription import DialogState
 from domain.watcher import WatcherDialog
@@ -104,6 +104,34 @@ class PutOnProbation:
 
 
 @dataclass(frozen=True)
+class RemoveBindings:
+    """Remove one binding of an AoR or, without `contact`, all of them, with `event`
+    (`deactivated` or `rejected`): what usrloc's ul.rm_contact and ul.rm do."""
+
+    aor: str
+    contact: str | None
+    event: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class ImportedBinding:
+    """One binding read from another registrar's location table, and where it was."""
+
+    aor: str
+    binding: Binding
+    cause: str
+
+
+@dataclass(frozen=True)
+class ImportBindings:
+    """Record bindings another registrar holds (`created`, origin `import`), each on its
+    own: one refused does not stop the others."""
+
+    bindings: tuple[ImportedBinding, ...]
+
+
+@dataclass(frozen=True)
 class RequestSubscription:
     """Keep a reg subscription to `resource` (CLI `subscribe`, config, subscribe_on_register)."""
 
@@ -162,5 +190,6 @@ class EndWatch:
 
 
 Command = (Register | ApplyNotify | ExpireDue | CreateContact | ShortenContact
-           | DeactivateContact | RejectContact | PutOnProbation | RequestSubscription
+           | DeactivateContact | RejectContact | PutOnProbation | RemoveBindings
+           | ImportBindings | RequestSubscription
            | WithdrawSubscription | RecordSubscriber | Watch | RecordNotified | EndWatch)

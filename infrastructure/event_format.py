@@ -53,7 +53,8 @@ MICROSECOND = timedelta(microseconds=1)
 # event field -> stored name (timestamp, binding and refresh have their own encoding)
 FIELDS = {"aor": "a", "node": "n", "cause": "c", "key": "k", "originator_topic": "ot",
           "retry_after": "ra"}
-ORIGINS = {"register": "r", "notify": "n", "expiry": "e", "admin": "a"}  # stored as "o"
+ORIGINS = {"register": "r", "notify": "n", "expiry": "e", "admin": "a",
+           "import": "i"}  # stored as "o"
 BINDING_FIELDS = {
     "contact": "c", "expires": "e", "callid": "i", "cseq": "s", "registered_at": "r",
     "q": "q", "received": "v", "path": "p", "user_agent": "u", "instance": "n",

@@ -15,9 +15,11 @@ from domain import PuaReginfoError
 from infrastructure.cli.config import config
 from infrastructure.cli.contact import contact, expire
 from infrastructure.cli.maintenance import prune, rebuild
+from infrastructure.cli.migration import import_location_command
 from infrastructure.cli.notify import handle_notify
 from infrastructure.cli.reads import audit, query
 from infrastructure.cli.serve import serve
+from infrastructure.cli.stats import stats
 from infrastructure.cli.subscriptions import status, subscribe, unsubscribe
 
 
@@ -85,6 +87,8 @@ cli.add_command(subscribe)
 cli.add_command(unsubscribe)
 cli.add_command(status)
 cli.add_command(config)
+cli.add_command(stats)
+cli.add_command(import_location_command)
 
 
 def main() -> None:

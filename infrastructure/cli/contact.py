@@ -13,8 +13,10 @@ from infrastructure.commands import (
     DeactivateContact,
     PutOnProbation,
     RejectContact,
+    RemoveBindings,
     ShortenContact,
 )
+from domain.address_of_record import REMOVALS
 
 POSITIVE = click.IntRange(min=1)
 
@@ -26,7 +28,7 @@ def _cause(action: str) -> str:
 @click.group(epilog="\b\nExample:\n  pua-reginfo contact deactivate alice@example.com "
              "sip:alice@192.0.2.10:5060")
 def contact() -> None:
-    """Administrative changes to one binding (RFC 3680 contact events)."""
+    """Administrative changes to bindings (RFC 3680 contact events)."""
 
 
 @contact.command("add", epilog="\b\nExample:\n  pua-reginfo contact add alice@example.com "
@@ -82,6 +84,26 @@ _terminating("deactivate", "deactivated", DeactivateContact,
              "Remove a binding; the UA should re-register now (event `deactivated`).")
 _terminating("reject", "rejected", RejectContact,
              "Remove a binding; the UA should not re-register (event `rejected`).")
+
+
+@contact.command("rm", epilog="""\b
+Examples:
+  pua-reginfo contact rm alice@example.com
+  pua-reginfo contact rm alice@example.com sip:alice@192.0.2.10:5060 --event rejected""")
+@click.argument("aor")
+@click.argument("contact_uri", metavar="[CONTACT]", required=False)
+@click.option("--event", type=click.Choice(sorted(REMOVALS)), default="deactivated",
+              show_default=True,
+              help="deactivated: the UA should re-register now; rejected: it should not.")
+@store_options
+def rm(aor: str, contact_uri: str | None, event: str, store_url: str | None,
+       config_file: str | None) -> None:
+    """Remove every binding of AOR, or only CONTACT (like usrloc's ul.rm and
+    ul.rm_contact), each recorded with --event, origin `admin`."""
+    with service_from(store_url, config_file) as service:
+        record, removed = service.run(RemoveBindings(aor, contact_uri, event, _cause("rm")))
+        for binding in removed:
+            click.echo(f"{event} {binding.contact} on {record.aor}")
 
 
 @contact.command("probation", epilog="\b\nExample:\n  pua-reginfo contact probation "

@@ -8,24 +8,35 @@ import click
 
 from domain import UnknownAddressOfRecord
 from infrastructure.cli.options import service_from, store_options
-from infrastructure.cli.render import audit_entries, audit_table, bindings_table, print_json
+from infrastructure.cli.render import (audit_entries, audit_table, bindings_table, print_json,
+                                      print_tsv)
 from infrastructure.timeparse import iso, parse_time
 from projections import HistoryPruned, LocationRow, Retained, rows_at
 
 
-@click.command(epilog="\b\nExample:\n  pua-reginfo query --aor alice@example.com --json")
+@click.command(epilog="""\b
+Examples:
+  pua-reginfo query --aor alice@example.com
+  pua-reginfo query --format tsv > location.tsv""")
 @click.option("--aor", help="Only this address-of-record.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of bindings.")
+@click.option("--format", "output", type=click.Choice(["table", "json", "tsv"]),
+              default="table", show_default=True,
+              help="json: a list of bindings; tsv: every column of the usrloc row, a "
+                   "header line first.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @store_options
-def query(aor: str | None, as_json: bool, store_url: str | None, config_file: str | None) -> None:
+def query(aor: str | None, output: str, as_json: bool, store_url: str | None,
+          config_file: str | None) -> None:
     """Show the current bindings (the usrloc view)."""
     with service_from(store_url, config_file, read_only=True) as service:
         now = service.clock.now()
         identity = service.app.identify(aor) if aor else None
         aor_uri = identity.uri if identity else None
         rows = service.view.rows(aor_id=str(identity.id) if identity else None, valid_at=now)
-        if as_json:
+        if as_json or output == "json":
             print_json([row.to_json() for row in rows])
+        elif output == "tsv":
+            print_tsv(rows)
         elif not rows:
             click.echo("no bindings" + (f" for {aor_uri}" if aor_uri else ""))
         else:

@@ -15,10 +15,31 @@ from domain import Binding, ContactEvent, RegistrationEvent, RegistrationInitial
 from domain.events import with_bindings
 from infrastructure.timeparse import iso
 from projections import LocationRow
+from projections.usrloc.row import COLUMNS
 
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
+
+
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def print_tsv(rows: Iterable[LocationRow]) -> None:
+    """Every column of the usrloc rows, tab-separated, after a header line of the column
+    names: a missing value (None) is an empty field, times are Unix seconds, and a tab,
+    newline, carriage return or backslash inside a value is written \\t, \\n, \\r, \\\\."""
+    click.echo("\t".join(COLUMNS))
+    for row in rows:
+        click.echo("\t".join(_tsv_value(value) for value in row.as_tuple()))
+
+
+def _tsv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).translate(_TSV_ESCAPES)
 
 
 def audit_entries(events: Iterable[Any], bindings: dict[str, Binding] | None = None,

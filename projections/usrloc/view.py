@@ -214,6 +214,16 @@ class LocationView(TrackingRecorder):
                            f"FROM {self.location}", ())[0]
         return row["aors"], row["bindings"]
 
+    def stats(self, now: float) -> list[dict[str, Any]]:
+        """Per domain (None for tel AoRs): `records` (AoRs), `contacts` (bindings) and
+        `expired` (bindings lapsed by `now` that no `expired` event removed yet)."""
+        rows = self._select(
+            "SELECT domain, COUNT(DISTINCT aor_id) AS records, COUNT(*) AS contacts, "
+            "SUM(CASE WHEN expires <= %s THEN 1 ELSE 0 END) AS expired "
+            f"FROM {self.location} GROUP BY domain ORDER BY domain", (now,))
+        return [{"domain": r["domain"], "records": int(r["records"]),
+                 "contacts": int(r["contacts"]), "expired": int(r["expired"])} for r in rows]
+
     def due_aor_ids(self, now: float) -> list[str]:
         """AoRs holding a binding whose lifetime ended by `now` (candidates for expiry)."""
         rows = self._select(

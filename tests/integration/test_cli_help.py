@@ -34,7 +34,7 @@ def defaulted(command: click.Command) -> list[click.Option]:
 def test_help_shows_an_example_and_the_defaults(path, command):
     result = CliRunner().invoke(cli, [*path, "--help"], env={})
     assert result.exit_code == 0, result.output
-    example = result.output.split("\n  Example:\n", 1)[-1]
+    example = re.split(r"\n  Examples?:\n", result.output, maxsplit=1)[-1]
     assert re.match(rf"    pua-reginfo {re.escape(' '.join(path))}", example), result.output
     text = " ".join(result.output.split())  # as if no line were wrapped
     for option in defaulted(command):

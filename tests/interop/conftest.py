@@ -79,6 +79,7 @@ class UsrlocContact:
     callid: str
     cseq: int
     user_agent: str
+    path: str = ""  # the Path values usrloc keeps, comma-joined
 
 
 def parse_ul_dump(text: str) -> list[UsrlocContact]:
@@ -97,7 +98,8 @@ def parse_ul_dump(text: str) -> list[UsrlocContact]:
                 expires = -1 if fields["Expires"] == "permanent" else int(fields["Expires"])
                 contacts.append(UsrlocContact(
                     aor or "", fields["Address"], expires, float(fields["Q"]),
-                    fields["Call-ID"], int(fields["CSeq"]), fields.get("User-Agent", "")))
+                    fields["Call-ID"], int(fields["CSeq"]), fields.get("User-Agent", ""),
+                    fields.get("Path", "").replace("[not set]", "")))
             fields = None
         elif fields is not None and ":" in line:
             key, value = line.split(":", 1)
@@ -183,13 +185,22 @@ class KamailioLab:
                                          "VERSIONS": "1" if versions else "0",
                                          "PUBLISH": "1" if publish else "0"})
 
+    def start_location_registrar(self) -> Kamailio:
+        """A registrar whose usrloc writes its location table (db_mode 1) to
+        `self.database(instance)`."""
+        return self._start("location", {})
+
+    def database(self, instance: Kamailio) -> Path:
+        return self.tmp_path / f"{instance.name}.db"
+
     def _start(self, role: str, values: dict[str, str]) -> Kamailio:
         name = f"{role}-{len(self.running)}"
         port = free_port()
         database = self.tmp_path / f"{name}.db"
         with sqlite3.connect(database) as db:  # the tables presence and pua check at startup
             db.executescript((SQL / "standard-create.sql").read_text()
-                             + (SQL / "presence-create.sql").read_text())
+                             + (SQL / "presence-create.sql").read_text()
+                             + (SQL / "usrloc-create.sql").read_text())
         ctl = self.tmp_path / f"{name}.ctl"
         values = {"PORT": str(port), "DB": str(database), "CTL": str(ctl), **values}
         text = (TEMPLATES / f"{role}.cfg").read_text()

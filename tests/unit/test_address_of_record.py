@@ -4,6 +4,7 @@ import pytest
 
 from domain import (
     AddressOfRecord,
+    Binding,
     ContactUpdate,
     IllegalTransition,
     InvalidRequest,
@@ -209,3 +210,41 @@ def test_a_register_beyond_the_binding_limit_is_refused_and_changes_nothing():
     assert names(aor) == []
     aor.register(register("c1", 2, ("sip:a@h1", 0), ("sip:a@h3", 600)), NODE, T0 + 2, max_bindings=2)
     assert sorted(b.contact for b in aor.live_bindings(T0 + 2)) == ["sip:a@h2", "sip:a@h3"]
+
+
+def imported_binding(contact: str, callid: str, cseq: int, expires: float) -> Binding:
+    return Binding(contact=contact, expires=expires, callid=callid, cseq=cseq,
+                   registered_at=T0 - 100, q=0.5)
+
+
+def test_an_imported_binding_is_created_once_with_origin_import():
+    aor = new_aor()
+    binding = imported_binding("sip:alice@10.0.0.1", "k1", 4, T0 + 600)
+    assert aor.import_binding(binding, NODE, "import location ruid=r1", T0) is True
+    events = aor.collect_events()
+    assert [(getattr(e, "EVENT", type(e).__name__), e.origin) for e in events] == [
+        ("created", "import"), ("RegistrationActivated", "import")]
+    assert aor.import_binding(binding, NODE, "import location ruid=r1", T0 + 1) is False
+    assert names(aor) == []  # the same registration again: nothing recorded
+    with pytest.raises(IllegalTransition, match="by Call-ID k1 CSeq 4"):
+        aor.import_binding(imported_binding("sip:alice@10.0.0.1", "k2", 1, T0 + 600), NODE,
+                           "import location ruid=r2", T0 + 1)
+    with pytest.raises(InvalidRequest, match="has expired"):
+        aor.import_binding(imported_binding("sip:alice@10.0.0.2", "k3", 1, T0), NODE,
+                           "import location ruid=r3", T0 + 1)
+    assert names(aor) == [] and aor.live_bindings(T0 + 1) == [binding]
+
+
+def test_remove_without_a_contact_ends_every_binding_with_the_event_asked():
+    aor = new_aor()
+    aor.register(register("c1", 1, ("sip:alice@10.0.0.1", 3600), ("sip:alice@10.0.0.2", 60)),
+                 NODE, T0)
+    aor.collect_events()
+    removed = aor.remove(None, "rejected", NODE, "admin: contact rm", T0 + 1)
+    assert sorted(b.contact for b in removed) == ["sip:alice@10.0.0.1", "sip:alice@10.0.0.2"]
+    assert names(aor) == ["rejected", "rejected", "RegistrationTerminated"]
+    assert aor.state == "terminated"
+    with pytest.raises(UnknownContact, match="no active binding"):
+        aor.remove(None, "deactivated", NODE, "admin: contact rm", T0 + 2)
+    with pytest.raises(InvalidRequest, match="not 'expired'"):
+        aor.remove(None, "expired", NODE, "admin: contact rm", T0 + 2)
