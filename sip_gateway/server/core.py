@@ -242,7 +242,7 @@ def _salvaged_request(data: bytes) -> SipRequest | None:
 
 
 # The origin of the changes a request records (the events' `origin`), for the request log.
-ORIGINS = {"REGISTER": "local", "NOTIFY": "notify", "SUBSCRIBE": "watcher"}
+ORIGINS = {"REGISTER": "register", "NOTIFY": "notify"}
 KNOWN_METHODS = frozenset({"REGISTER", "NOTIFY", "SUBSCRIBE", "OPTIONS", "PUBLISH", "INVITE",
                            "ACK", "BYE", "CANCEL", "MESSAGE", "INFO", "PRACK", "UPDATE",
                            "REFER"})

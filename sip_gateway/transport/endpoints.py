@@ -50,15 +50,9 @@ class Transports:
         self._servers: list[asyncio.Server] = []
 
     async def start(self, sink: MessageSink) -> None:
-        """Bind every listener; from now on everything received goes to `sink`."""
-        for host, port in self.udp_listen:
-            try:
-                transport = await open_datagrams(sink, host, port, self.udp_buffer,
-                                                 first=True, workers=self.udp_workers)
-            except OSError as error:
-                raise _on(error, "udp", host, port) from None
-            self._datagrams.append(transport)
-            log.info("listening udp %s", address_text(transport.get_extra_info("sockname")))
+        """Bind every listener; from now on everything received goes to `sink`. TCP
+        first: a datagram is answered as soon as its socket is bound, and whoever got an
+        answer over UDP may connect over TCP at once."""
         self.connections = TcpServer(sink, self.limits)
         for host, port in self.tcp_listen:
             try:
@@ -68,6 +62,14 @@ class Transports:
             self._servers.append(server)
             for sock in server.sockets:
                 log.info("listening tcp %s", address_text(sock.getsockname()))
+        for host, port in self.udp_listen:
+            try:
+                transport = await open_datagrams(sink, host, port, self.udp_buffer,
+                                                 first=True, workers=self.udp_workers)
+            except OSError as error:
+                raise _on(error, "udp", host, port) from None
+            self._datagrams.append(transport)
+            log.info("listening udp %s", address_text(transport.get_extra_info("sockname")))
         self.links = StreamLinks(sink)
         if self._datagrams:
             self.udp_local = self._sent_by(self._datagrams[0].get_extra_info("sockname"))

@@ -28,7 +28,7 @@ def test_json_logs_carry_the_request_fields_and_debug_traces_every_message(gatew
     assert lines and all(not line.strip() or line.startswith("{") for line in log.splitlines()), log
     [request] = [e for e in lines if e.get("method") == "REGISTER"]
     assert request["aor"] == "sip:alice@example.com" and request["call_id"] == "json-log-1"
-    assert request["result"] == 200 and request["origin"] == "local"
+    assert request["result"] == 200 and request["origin"] == "register"
     assert request["source"].startswith(f"udp:{HOST}:") and request["latency_ms"] >= 0
     assert request["level"] == "info" and request["time"].endswith("+00:00")
     traced = [e["message"] for e in lines if e["logger"] == "pua_reginfo.sip.trace"]
