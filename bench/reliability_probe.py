@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,69 +41,15 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 
 from bench.register_load import HOST, RegisterLoad, Ua, check_acknowledged, median  # noqa: E402
-from bench.sipp_runs import free_port, options_answered  # noqa: E402
+from bench.serve_node import Node, cli, view_rows  # noqa: E402
 from bench.stores import empty_store  # noqa: E402
 
 
 UDP_WORKERS = 0  # [listen] udp_workers of every node (--udp-workers)
 
 
-class Node:
-    """One `serve` process, started and stopped by PID."""
-
-    def __init__(self, store_url: str, folder: Path, name: str, port: int | None = None):
-        self.store_url, self.name = store_url, name
-        self.port = port or free_port()
-        self.config = folder / f"{name}.toml"
-        self.config.write_text(
-            f'[listen]\nudp = ["{HOST}:{self.port}"]\ntcp = []\nudp_workers = {UDP_WORKERS}\n'
-            f'[registrar]\ndomains = ["example.com"]\n[node]\nid = "{name}"\n'
-            f'[reginfo]\npublish_reginfo = false\n')
-        self.log = folder / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "infrastructure.cli", "serve", "--store", self.store_url,
-                 "--config", str(self.config), "--log-level", "WARNING"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"{self.name} exited early: {self.log.read_text()[-2000:]}")
-            if options_answered(self.port):
-                return
-            time.sleep(0.05)
-        raise SystemExit(f"{self.name} did not answer OPTIONS")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-    def tracebacks(self) -> int:
-        return self.log.read_text(errors="replace").count("Traceback")
-
-
-def cli(store_url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "infrastructure.cli", *args, "--store", store_url],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
-
-
-def view_rows(store_url: str) -> list[dict]:
-    result = cli(store_url, "query", "--json")
-    if result.returncode != 0:
-        raise SystemExit(f"query failed: {result.stderr}")
-    return json.loads(result.stdout)
+def new_node(store_url: str, folder: Path, name: str) -> Node:
+    return Node(store_url, folder, name, udp_workers=UDP_WORKERS)
 
 
 def uas_for(node: Node, users: list[str], tag: str) -> list[Ua]:
@@ -133,7 +76,7 @@ def report(title: str, load: RegisterLoad, problems: list[str], extra: str = "")
 def kills(quick: bool) -> None:
     times = 4 if quick else 12
     with tempfile.TemporaryDirectory() as folder, empty_store("sqlite", Path(folder)) as url:
-        node = Node(url, Path(folder), "killed")
+        node = new_node(url, Path(folder), "killed")
         node.start()
         uas = uas_for(node, [f"user{i}" for i in range(400)], "k")
         load = RegisterLoad(uas, pause=2.0)
@@ -159,7 +102,7 @@ def hot(quick: bool) -> None:
     each = 40 if quick else 150
     with tempfile.TemporaryDirectory() as folder, empty_store("postgresql") as url:
         cli(url, "query")  # the schema, before the nodes
-        nodes = [Node(url, Path(folder), f"hot-{n}") for n in range(2)]
+        nodes = [new_node(url, Path(folder), f"hot-{n}") for n in range(2)]
         for node in nodes:
             node.start()
         uas = [ua for n, node in enumerate(nodes)
@@ -179,7 +122,7 @@ def hot(quick: bool) -> None:
 def rebuild(quick: bool) -> None:
     rounds = 3 if quick else 8
     with tempfile.TemporaryDirectory() as folder, empty_store("postgresql") as url:
-        node = Node(url, Path(folder), "rebuilt")
+        node = new_node(url, Path(folder), "rebuilt")
         node.start()
         quiet = uas_for(node, [f"quiet{i}" for i in range(300)], "q")
         asyncio.run(RegisterLoad(quiet).run(registers_each=1))
