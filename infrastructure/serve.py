@@ -4,10 +4,11 @@ Start: the executor, the publisher's first catch-up, the transports (every socke
 delivers to the SIP core), the UDP workers if `[listen] udp_workers` asks for them
 (infrastructure/udp_workers.py; serve waits until they serve), and the background jobs: after every commit the usrloc and
 publisher projections catch up (on the store thread, at most every 5 ms); the sweeper
-records `expired` for lapsed bindings every second; server transactions expire on their
+records `expired` for each binding when its lifetime ends (infrastructure/sweeper.py);
+every second the view reads what other processes committed; server transactions expire on their
 timers; the PUBLISH client and, while this node holds the store's keeper lock, the
 subscription keeper and the notifier run (the notifier's feed hands each commit's changes
-of watched AoRs to it, and the sweeper what other processes committed); with `[store]
+of watched AoRs to it, and the store watch what other processes committed); with `[store]
 retain_days`, a prune of the history older than that runs RETENTION_DELAY after the start
 and every RETENTION_INTERVAL after, on a thread of its own (the store thread keeps
 committing meanwhile), on one node at a time (the store's prune lock: a node that finds
@@ -35,10 +36,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from uuid import UUID
 
 from infrastructure import systemd_notify
-from infrastructure.commands import ExpireDue, RequestSubscription
+from infrastructure.commands import RequestSubscription
 from infrastructure.executor import STORE_DOWN, GroupCommitExecutor, StoreUnavailable
 from infrastructure.metrics import CONTENT_TYPE, exposition, store_figures
 from infrastructure.operator_endpoint import TEXT, Answer, OperatorEndpoint
@@ -46,6 +46,7 @@ from infrastructure.readiness import ViewLag, not_ready
 from infrastructure.settings import SettingsError
 from infrastructure.store import StoreUrl
 from infrastructure.store_locks import KEEPER, store_lock
+from infrastructure.sweeper import Sweeper
 from infrastructure.udp_workers import UdpWorkers
 from projections.notifier.feed import NotifierFeed
 from sip_gateway.client.notifier import Notifier
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     from infrastructure.bootstrap import Service
 
 log = logging.getLogger("pua_reginfo.serve")
-SWEEP_INTERVAL = 1.0
+STORE_WATCH_INTERVAL = 1.0  # seconds between two reads of what other processes committed
 TIMER_INTERVAL = 0.5
 PROJECTION_PAUSE = 0.005  # seconds between two catch-ups of the projections
 LEAD_INTERVAL = 2.0  # seconds between checks of the subscription keeper lock
@@ -112,7 +113,9 @@ class Gateway:
         await self.transports.start(self.core)
         if self.workers is not None:
             await self.workers.start(self.transports.udp_addresses(), self._worker_response)
-        jobs = [("projector", self._project), ("sweeper", self._sweep), ("timers", self._timers),
+        sweeper = Sweeper(self.service, self.executor.submit, self._in_store, _report)
+        jobs = [("projector", self._project), ("store-watch", self._watch_store),
+                ("sweeper", sweeper.run), ("timers", self._timers),
                 ("client-timers", self.outbound.run_timers)]
         if self.publisher is not None:
             jobs.append(("publisher", self.publisher.run))
@@ -219,22 +222,19 @@ class Gateway:
         if changes:
             self.loop.call_soon_threadsafe(self.notifier.changed, changes)
 
-    async def _sweep(self) -> None:
+    async def _watch_store(self) -> None:
+        """Every second: the view follows what other processes committed (and the
+        notifier's feed with it), and the view's lag is measured."""
         while True:
-            await asyncio.sleep(SWEEP_INTERVAL)
+            await asyncio.sleep(STORE_WATCH_INTERVAL)
             try:
                 try:
                     await self._read_store()
                 finally:
                     await self._measure_lag()
                 await self._in_store(self._follow_others)
-                now = self.service.clock.now()
-                due = await self._in_store(self.service.view.due_aor_ids, now)
-                if due:
-                    count = await self.executor.submit(ExpireDue(tuple(UUID(d) for d in due)))
-                    log.info("expired %d binding(s)", count)
             except Exception as error:
-                _report("sweeper", error)
+                _report("store watch", error)
 
     async def _read_store(self) -> None:
         """The view follows what other processes committed. A store that cannot be read

@@ -231,6 +231,10 @@ class LocationView(TrackingRecorder):
         )
         return [r["aor_id"] for r in rows]
 
+    def next_expiry(self) -> float | None:
+        """When the soonest lifetime of a binding in the view ends (None: no binding)."""
+        return self._select(f"SELECT MIN(expires) AS due FROM {self.location}", ())[0]["due"]
+
     def _select(self, statement: str, params: tuple[Any, ...]) -> list[Any]:
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(self._sql(statement), params)
