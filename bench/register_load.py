@@ -16,6 +16,7 @@ import re
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 HOST = "127.0.0.1"
@@ -29,6 +30,8 @@ class Ack:
     cseq: int
     first_sent: float  # wall clock
     answered: float
+    expires: int = 3600  # what the REGISTER asked for (0: a de-registration)
+    callid: str = ""
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Ua:
     expires: int = 3600
     cseq: int = 0
     ack: Ack | None = None
+    unanswered_since_ack: bool = False  # a later REGISTER got no final answer: it may apply
 
 
 @dataclass
@@ -75,8 +79,10 @@ class _Endpoint(asyncio.DatagramProtocol):
 class RegisterLoad:
     """Runs UAs until told to stop; `tally` and each UA's `ack` tell what happened."""
 
-    def __init__(self, uas: list[Ua], pause: float = 0.0):
-        self.uas, self.pause = uas, pause
+    def __init__(self, uas: list[Ua], pause: float = 0.0,
+                 choose: Callable[[Ua], None] | None = None):
+        """`choose(ua)`, if given, sets the UA's next request (expires, Call-ID)."""
+        self.uas, self.pause, self.choose = uas, pause, choose
         self.tally = Tally()
         self.stopping = asyncio.Event()
         self._endpoint = _Endpoint()
@@ -97,17 +103,22 @@ class RegisterLoad:
     async def _ua(self, ua: Ua, count: int | None) -> None:
         done = 0
         while not self.stopping.is_set() and (count is None or done < count):
+            if self.choose is not None:
+                self.choose(ua)
             ua.cseq += 1
+            self.tally.sent += 1
             first_sent = time.time()
-            answer = await self._transaction(ua)
+            answer = await self.exchange(lambda branch: self._register(ua, branch), ua.target)
             done += 1
             if answer is None:
                 self.tally.timeouts += 1
+                ua.unanswered_since_ack = True
                 continue
             status = int(answer[8:11])
             self.tally.statuses[status] += 1
             if status == 200:
-                ua.ack = Ack(ua.cseq, first_sent, time.time())
+                ua.ack = Ack(ua.cseq, first_sent, time.time(), ua.expires, ua.callid)
+                ua.unanswered_since_ack = False
                 self.tally.latencies.append(time.time() - first_sent)
             elif status == 503:
                 found = _RETRY_AFTER.search(answer)
@@ -121,16 +132,18 @@ class RegisterLoad:
         except asyncio.TimeoutError:
             pass
 
-    async def _transaction(self, ua: Ua) -> bytes | None:
+    async def exchange(self, build: Callable[[bytes], bytes],
+                       target: tuple[str, int]) -> bytes | None:
+        """One client transaction: `build(branch)` sent and retransmitted to `target`
+        until a final answer (returned) or timer F (None)."""
         branch = f"z9hG4bK{uuid.uuid4().hex[:16]}".encode()
-        message = self._register(ua, branch)
+        message = build(branch)
         future = asyncio.get_running_loop().create_future()
         self._endpoint.waiting[branch] = future
-        self.tally.sent += 1
         started, interval = time.monotonic(), T1
         try:
             while True:
-                self._endpoint.transport.sendto(message, ua.target)
+                self._endpoint.transport.sendto(message, target)
                 left = TIMER_F - (time.monotonic() - started)
                 if left <= 0:
                     return None
@@ -154,21 +167,29 @@ class RegisterLoad:
 
 def check_acknowledged(uas: list[Ua], rows: list[dict]) -> list[str]:
     """Every acknowledged REGISTER must be in the view: its binding with that CSeq (or a
-    later one of the same UA) and an expiry its commit could have given it."""
+    later one of the same UA) and an expiry its commit could have given it; after an
+    acknowledged de-registration, no binding unless a later unanswered REGISTER made it."""
     found = {(r["aor"], r["contact"]): r for r in rows}
     problems = []
     for ua in uas:
         if ua.ack is None:
             continue
         row = found.get((f"sip:{ua.aor_user}@example.com", ua.contact))
+        if ua.ack.expires == 0:
+            if row is not None and not (ua.unanswered_since_ack and row["callid"] == ua.callid
+                                        and row["cseq"] > ua.ack.cseq):
+                problems.append(f"{ua.callid}: de-registered by CSeq {ua.ack.cseq}, stored "
+                                f"{row['callid']} CSeq {row['cseq']}")
+            continue
         if row is None:
             problems.append(f"{ua.callid}: acknowledged CSeq {ua.ack.cseq} but no binding")
-        elif row["callid"] != ua.callid or row["cseq"] < ua.ack.cseq:
+        elif row["callid"] != ua.ack.callid and not ua.unanswered_since_ack \
+                or row["callid"] == ua.ack.callid and row["cseq"] < ua.ack.cseq:
             problems.append(f"{ua.callid}: acknowledged CSeq {ua.ack.cseq}, stored "
                             f"{row['callid']} CSeq {row['cseq']}")
-        elif row["cseq"] == ua.ack.cseq and not (
-                ua.ack.first_sent + ua.expires - 2 <= row["expires"]
-                <= ua.ack.answered + ua.expires + 2):
+        elif row["callid"] == ua.ack.callid and row["cseq"] == ua.ack.cseq and not (
+                ua.ack.first_sent + ua.ack.expires - 2 <= row["expires"]
+                <= ua.ack.answered + ua.ack.expires + 2):
             problems.append(f"{ua.callid}: CSeq {ua.ack.cseq} stored with expiry "
                             f"{row['expires']}, sent {ua.ack.first_sent:.0f}, "
                             f"answered {ua.ack.answered:.0f}")
