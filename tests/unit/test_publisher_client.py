@@ -432,3 +432,39 @@ def test_a_round_looks_only_at_resources_with_news_or_a_due_time():
 
     asyncio.run(story())
     assert outbound.requests[1].uri == "sip:u0@example.com"
+
+
+class SlowAcknowledgements(FakeStore):
+    """An outbox store whose acknowledgements commit only when the test lets them."""
+
+    def __init__(self, *documents: Document) -> None:
+        super().__init__(*documents)
+        self.commit = asyncio.Event()
+
+    async def acknowledge(self, resource, ids, etag, expires_at):
+        await self.commit.wait()
+        await super().acknowledge(resource, ids, etag, expires_at)
+
+
+def test_the_next_document_waits_until_the_previous_acceptance_is_stored():
+    """A SIGKILL between a 200 and its record re-sends that one document, never two: the
+    next PUBLISH of the resource leaves only once the acceptance is in the store."""
+    store = SlowAcknowledgements(document(1))
+    outbound = FakeOutbound(ok("e1"), ok("e2"), ok("e3"))
+
+    async def story():
+        client = client_for(store, outbound, FakeClock())
+        await client._round()
+        for id in (2, 3):  # the answer came; while its acceptance is being written,
+            await asyncio.sleep(0)  # the resource has news
+            store.add(document(id))
+            client.wake(documents=True)
+            await client._round()
+        sent_before_commit = len(outbound.requests)
+        store.commit.set()
+        await steps(client, 3)
+        return sent_before_commit
+
+    assert asyncio.run(story()) == 1
+    assert [call[2] for call in store.named("acknowledge")] == [[1], [2], [3]]
+    assert len(outbound.requests) == 3
