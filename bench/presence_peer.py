@@ -23,6 +23,7 @@ class Published:
     if_match: str | None
     expires: int
     document: ReginfoDocument | None  # None: a refresh or removal without body
+    sender: int = 0  # the port in the top Via: which node sent it
 
     @property
     def version(self) -> int | None:
@@ -53,5 +54,6 @@ class PresencePeer(PythonPeer):
             body = request.body
             self.received.append(Published(
                 time.time(), str(request.uri), request.headers.get("SIP-If-Match"),
-                int(request.headers.get("Expires") or 0), parse_reginfo(body) if body else None))
+                int(request.headers.get("Expires") or 0), parse_reginfo(body) if body else None,
+                int(request.headers.get("Via").split()[1].split(";")[0].rsplit(":", 1)[1])))
         super()._answer(request, address, extra, to_tag)

@@ -80,9 +80,11 @@ class RegisterLoad:
     """Runs UAs until told to stop; `tally` and each UA's `ack` tell what happened."""
 
     def __init__(self, uas: list[Ua], pause: float = 0.0,
-                 choose: Callable[[Ua], None] | None = None):
-        """`choose(ua)`, if given, sets the UA's next request (expires, Call-ID)."""
-        self.uas, self.pause, self.choose = uas, pause, choose
+                 choose: Callable[[Ua], None] | None = None,
+                 answered: Callable[[Ua, float, bytes], None] | None = None):
+        """`choose(ua)`, if given, sets the UA's next request (expires, Call-ID, target);
+        `answered(ua, first_sent, response)` sees every 200."""
+        self.uas, self.pause, self.choose, self.answered = uas, pause, choose, answered
         self.tally = Tally()
         self.stopping = asyncio.Event()
         self._endpoint = _Endpoint()
@@ -120,6 +122,8 @@ class RegisterLoad:
                 ua.ack = Ack(ua.cseq, first_sent, time.time(), ua.expires, ua.callid)
                 ua.unanswered_since_ack = False
                 self.tally.latencies.append(time.time() - first_sent)
+                if self.answered is not None:
+                    self.answered(ua, first_sent, answer)
             elif status == 503:
                 found = _RETRY_AFTER.search(answer)
                 await self._sleep(int(found.group(1)) if found else 1)
