@@ -158,12 +158,19 @@ def test_ownership_follows_the_usrloc_rules(policy, user, allowed):
     assert guard.owns("alice", "sip:alice@other.org") is (not policy.get("use_domain"))
 
 
-def test_a_digest_uri_naming_another_host_is_400():
+def test_the_digest_uri_is_taken_as_written_and_signed():
     gateway = Gateway()
     first = gateway.send()
     value = authorization(first.headers.get("WWW-Authenticate"), "alice", "secret", "REGISTER",
-                          "sip:elsewhere.org")
-    assert gateway.send("alice", 2, f"Authorization: {value}").status == 400
+                          "sip:127.0.0.1:5060")  # sipp writes the address it sends to
+    assert gateway.send("alice", 2, f"Authorization: {value}").status == 200
+    altered = value.replace('uri="sip:127.0.0.1:5060"', 'uri="sip:example.com"')
+    assert gateway.send("alice", 3, f"Authorization: {altered}").status == 401
+
+
+def test_credentials_that_do_not_parse_are_400():
+    gateway = Gateway()
+    assert gateway.send("alice", 1, 'Authorization: Digest username="alice"').status == 400
 
 
 def test_trusted_sources_authenticate_too_and_notify_stays_ip_based():
