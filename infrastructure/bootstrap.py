@@ -34,7 +34,7 @@ from infrastructure.executor import GroupCommitExecutor
 from infrastructure.applied_once import AppliedOnce
 from infrastructure.authentication import LocalNonces, digest_guard, new_secret
 from infrastructure.credentials import open_credentials
-from infrastructure.gateway_policy import gateway_policy
+from infrastructure.gateway_policy import gateway_policy, source_limits
 from infrastructure.gateway_port import ExecutorPort
 from infrastructure.horizon import HorizonTable
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
@@ -301,7 +301,7 @@ def build_gateway(service: Service) -> Gateway:
                                        lag.seconds(time.monotonic()), max_lag),
                              guard=guard, nonces=nonces)
     core = SipCore(handler, ServerTransactionLayer(), time.monotonic, client=outbound,
-                   tallies=handler.tallies)
+                   tallies=handler.tallies, limits=source_limits(settings))
     return Gateway(service, executor, transports, core, outbound, publisher, keeper, workers,
                    notifier, feed, lag=lag, credentials=credentials)
 

@@ -66,6 +66,7 @@ class RegistrarSettings:
 @dataclass(frozen=True)
 class SecuritySettings:
     trusted: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    max_rate: int = 0  # requests per second from one untrusted source address; 0: no limit
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,8 @@ def problems_of(settings: Settings) -> list[str]:
     for network in settings.security.trusted:
         if not _is_network(network):
             say(f"[security] trusted: {network!r} is not a network")
+    if settings.security.max_rate < 0:
+        say("[security] max_rate must not be negative (0: no limit)")
     problems.extend(_auth_problems(settings.auth))
     parsed: dict[str, Any] = {}
     for label, uri in (

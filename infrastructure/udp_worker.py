@@ -31,7 +31,7 @@ from infrastructure.authentication import digest_guard
 from infrastructure.clock import SystemClock
 from infrastructure.credentials import open_credentials
 from infrastructure.event_loop import loop_factory
-from infrastructure.gateway_policy import gateway_policy
+from infrastructure.gateway_policy import gateway_policy, source_limits
 from infrastructure.log_setup import FORMATS, configure_logging
 from infrastructure.process_link import Message, ProcessLink
 from infrastructure.remote_port import ERROR, RESULT, RemotePort
@@ -88,7 +88,8 @@ class UdpWorker:
                                  notifies=self.port, guard=guard,
                                  nonces=self.port if guard is not None else None)
         core = SipCore(handler, ServerTransactionLayer(), time.monotonic,
-                       client=_ResponsesToServe(self.link), tallies=handler.tallies)
+                       client=_ResponsesToServe(self.link), tallies=handler.tallies,
+                       limits=source_limits(settings, share=settings.listen.udp_workers))
         datagrams = [await open_datagrams(core, host, port, settings.listen.udp_receive_buffer,
                                           first=False) for host, port in addresses]
         timers = loop.create_task(self._tick(core))

@@ -103,7 +103,8 @@ class MethodNotAllowed(PeerError):
 class ServiceUnavailable(PeerError):
     """We cannot serve the request now (503, RFC 3261 21.5.4); `retry_after` in seconds;
     `cause` names why for the metrics: "store_down", "overload", "contention",
-    "shutting_down", "serve_away", "not_ready" (an OPTIONS probe)."""
+    "shutting_down", "serve_away", "not_ready" (an OPTIONS probe), "rate_limit" (a
+    source over `[security] max_rate`)."""
 
     sip_status = 503
 
