@@ -13,12 +13,15 @@ import re
 from dataclasses import dataclass
 
 from sip_gateway.errors import MalformedMessage
-from sip_gateway.sip.grammar import QUOTED_STRING, TOKEN_CHARS, show, unquote
+from sip_gateway.sip.grammar import TOKEN_CHARS, show, unquote
 
 MAX_CREDENTIALS = 4096  # characters of one Authorization header we read at all
 REQUIRED = ("username", "realm", "nonce", "uri", "response")
 _SCHEME = re.compile(rf"[ \t]*([{TOKEN_CHARS}]+)(?:[ \t]+|$)")
-_DIRECTIVE = re.compile(rf"[ \t]*([{TOKEN_CHARS}]+)[ \t]*=[ \t]*({QUOTED_STRING}|[{TOKEN_CHARS}:/@?&=\[\]]+)"
+# A quoted-string as RFC 3261 25.1 has it, written as an unrolled loop (the same language
+# as grammar.QUOTED_STRING, matched several times faster).
+_QUOTED = r'"[^"\\\r\n]*(?:\\[^\r\n][^"\\\r\n]*)*"'
+_DIRECTIVE = re.compile(rf"[ \t]*([{TOKEN_CHARS}]+)[ \t]*=[ \t]*({_QUOTED}|[{TOKEN_CHARS}:/@?&=\[\]]+)"
                         r"[ \t]*(?:,|$)")
 _NC = re.compile(r"[0-9A-Fa-f]{8}")
 _HEX = re.compile(r"[0-9A-Fa-f]+")
@@ -51,15 +54,17 @@ def parse_authorization(value: str) -> DigestCredentials | None:
         return None
     found: dict[str, str] = {}
     pos, end = scheme.end(), len(value.rstrip(" \t"))
-    while pos < end:
-        match = _DIRECTIVE.match(value, pos)
-        if match is None or match.end() == pos:
-            raise MalformedMessage(f"bad Authorization directive at {show(value[pos:])}")
+    for match in _DIRECTIVE.finditer(value, pos, end):  # each must start where one ended
+        if match.start() != pos or match.end() == pos:
+            break
         name = match[1].lower()
         if name in found:
             raise MalformedMessage(f"Authorization directive {name} given twice")
-        found[name] = unquote(match[2])
+        text = match[2]
+        found[name] = (unquote(text) if "\\" in text else text[1:-1]) if text[0] == '"' else text
         pos = match.end()
+    if pos < end:
+        raise MalformedMessage(f"bad Authorization directive at {show(value[pos:])}")
     missing = [name for name in REQUIRED if not found.get(name)]
     if missing:
         raise MalformedMessage(f"Authorization without {', '.join(missing)}")

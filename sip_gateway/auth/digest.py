@@ -21,7 +21,10 @@ class Algorithm:
     hex_length: int
 
     def hash(self, text: str) -> str:
-        return hashlib.new(self.hash_name, text.encode("utf-8", "surrogateescape")).hexdigest()
+        return _HASHES[self.hash_name](text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+_HASHES = {"md5": hashlib.md5, "sha256": hashlib.sha256}
 
 
 MD5 = Algorithm("MD5", "md5", 32)

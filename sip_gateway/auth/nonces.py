@@ -71,4 +71,4 @@ class NonceMint:
         return NonceCheck(state, issued)
 
     def _mac(self, head: bytes) -> bytes:
-        return hmac.new(self.secret, self._realm + head, "sha256").digest()[:MAC_BYTES]
+        return hmac.digest(self.secret, self._realm + head, "sha256")[:MAC_BYTES]

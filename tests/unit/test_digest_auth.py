@@ -163,3 +163,12 @@ def test_hostile_text_is_read_or_refused_never_a_crash(text):
         parse_authorization("Digest " + text)
     except MalformedMessage:
         pass
+
+
+@given(st.text(alphabet='ab"\\\r\n ', max_size=12))
+def test_the_fast_quoted_string_is_the_grammars(text):
+    import re
+
+    from sip_gateway.auth.authorization import _QUOTED
+    from sip_gateway.sip.grammar import QUOTED_STRING
+    assert bool(re.fullmatch(_QUOTED, text)) == bool(re.fullmatch(QUOTED_STRING, text))
