@@ -32,7 +32,9 @@ from infrastructure.clock import Clock, SystemClock
 from infrastructure.commands import Command, ExpireDue
 from infrastructure.executor import GroupCommitExecutor
 from infrastructure.applied_once import AppliedOnce
-from infrastructure.gateway_policy import gateway_policy
+from infrastructure.authentication import LocalNonces, digest_guard, new_secret
+from infrastructure.credentials import open_credentials
+from infrastructure.gateway_policy import gateway_policy, source_limits
 from infrastructure.gateway_port import ExecutorPort
 from infrastructure.horizon import HorizonTable
 from infrastructure.outbound_stores import PublicationsInStore, SubscriptionsInStore
@@ -235,6 +237,7 @@ def build_gateway(service: Service) -> Gateway:
     """Everything `serve` runs, wired from the sockets up; nothing is bound or started."""
     settings, clock = service.settings, service.clock.now
     reginfo, listen = settings.reginfo, settings.listen
+    credentials = open_credentials(settings)  # first: unusable ones stop serve here
     hop = proxy_hop(reginfo.outbound_proxy, listen)
     cache = AggregateCache(settings.store.cache_size) if settings.store.cache_size else None
     executor = GroupCommitExecutor(service.app, service.clock, cache=cache,
@@ -281,20 +284,26 @@ def build_gateway(service: Service) -> Gateway:
         executor, policy.notify_mode, max_bindings=settings.registrar.max_contacts or None,
         default_expires=settings.registrar.default_expires,
         subscribe_on_register=reginfo.subscribe_on_register and keeper is not None)
-    workers = None
+    workers = guard = nonces = None
+    if credentials is not None:
+        secret = new_secret()
+        guard = digest_guard(settings, secret, credentials)
+        nonces = LocalNonces(settings.auth.nonce_lifetime)
     if transports.udp_workers:
         port = AppliedOnce(port)  # a retransmission may reach another process
     notifies = ClaimingApplier(port, keeper)
     if transports.udp_workers:
-        workers = UdpWorkers(transports.udp_workers, settings, port, notifies)
+        workers = UdpWorkers(transports.udp_workers, settings, port, notifies, nonces,
+                             guard.mint.secret if guard is not None else None)
     lag, max_lag = ViewLag(), settings.metrics.ready_max_lag
     handler = RequestHandler(port, policy, clock, keeper, notifies, watches, not_ready=lambda:
                              not_ready(False, executor.unavailable,
-                                       lag.seconds(time.monotonic()), max_lag))
+                                       lag.seconds(time.monotonic()), max_lag),
+                             guard=guard, nonces=nonces)
     core = SipCore(handler, ServerTransactionLayer(), time.monotonic, client=outbound,
-                   tallies=handler.tallies)
+                   tallies=handler.tallies, limits=source_limits(settings))
     return Gateway(service, executor, transports, core, outbound, publisher, keeper, workers,
-                   notifier, feed, lag=lag)
+                   notifier, feed, lag=lag, credentials=credentials)
 
 
 def proxy_hop(proxy: str | None, listen) -> Hop | None:

@@ -1,6 +1,7 @@
 """What the request handlers are told by the settings: the registrar's domains and expiry
-limits, the trusted peers, the NOTIFY mode, the notifier role's lifetimes and access.
-serve and every UDP worker build the same policy from the same settings."""
+limits, the trusted peers, the NOTIFY mode, the notifier role's lifetimes and access;
+and the SIP core, the per-source limits. serve and every UDP worker build the same
+policy from the same settings."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sip_gateway.server.handlers import GatewayPolicy
 from sip_gateway.server.notify_modes import NotifyMode, notify_mode
 from sip_gateway.server.peers import TrustedPeers
 from sip_gateway.server.registrar import RegistrarPolicy
+from sip_gateway.server.source_limits import SourceLimits
 from sip_gateway.server.watch_access import WatcherAccess
 from sip_gateway.server.watch_request import WatchPolicy
 
@@ -38,3 +40,14 @@ def registrar_policy(settings: Settings) -> RegistrarPolicy:
     domains = registrar.domains or ((default_domain,) if default_domain else ())
     return RegistrarPolicy(tuple(domains), registrar.min_expires, registrar.max_expires,
                            registrar.default_expires)
+
+
+def source_limits(settings: Settings, share: int = 1) -> SourceLimits | None:
+    """`[security] max_rate` per source outside the trusted networks (bursts of twice
+    that), for one of `share` processes among which the kernel spreads a source's
+    datagrams at random (the UDP workers): each takes its share of the rate."""
+    rate = settings.security.max_rate
+    if not rate:
+        return None
+    mine = rate / share
+    return SourceLimits(mine, 2 * mine, TrustedPeers(settings.security.trusted).allows)

@@ -81,8 +81,11 @@ class _GatewayCollector:
                          "Time from a request's arrival to its answer, by method.",
                          requests.latency, ("method",))
         yield _counter("sip_unavailable", "503 answers, by cause (store_down, overload, "
-                       "contention, shutting_down, serve_away, not_ready).", requests.unavailable,
-                       ("cause",))
+                       "contention, shutting_down, serve_away, not_ready, rate_limit).",
+                       requests.unavailable, ("cause",))
+        yield _counter("sip_dropped", "Requests dropped unanswered, by reason (rate_limit: "
+                       "a source past twice [security] max_rate).", requests.dropped,
+                       ("reason",))
         yield _counter("notify_results", "NOTIFYs applied, by reginfo_handle_notify result "
                        "(1: bindings left, 2: none left, -1: refused).",
                        requests.notify_results, ("result",))

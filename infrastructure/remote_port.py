@@ -1,4 +1,5 @@
-"""The RegistrationPort of a UDP worker: every change is decided and committed by serve.
+"""The RegistrationPort of a UDP worker: every change is decided and committed by serve,
+and every nonce use is counted there.
 
 A worker parses, checks and answers requests itself, but holds no store: `register` and
 `notify` travel over the process link to serve, whose port (the group-commit executor)
@@ -16,6 +17,7 @@ from typing import Any
 from domain import Binding, PuaReginfoError, RegisterRequest
 from domain.notify_rfc import NotifyResult
 from infrastructure.process_link import LinkClosed, ProcessLink
+from sip_gateway.auth import NonceUse
 from sip_gateway.client.subscribe_request import notify_dialog_part
 from sip_gateway.errors import ServiceUnavailable
 from sip_gateway.server.notify_modes import NotifyIntake
@@ -65,6 +67,10 @@ class RemotePort:
 
     async def register(self, aor: str, request: RegisterRequest | None) -> list[Binding]:
         return await self._call("register", aor, request)
+
+    async def admit(self, use: NonceUse) -> None:
+        """A nonce's use (NonceAdmitter): serve holds the nonce counts of all its processes."""
+        await self._call("admit", use)
 
     async def apply(self, intake: NotifyIntake, request: SipRequest | None) -> NotifyResult:
         """A NOTIFY (NotifyApplier): serve claims it for its SUBSCRIBE dialogs, if it keeps

@@ -46,6 +46,7 @@ from infrastructure.readiness import ViewLag, not_ready
 from infrastructure.settings import SettingsError
 from infrastructure.store import StoreUrl
 from infrastructure.store_locks import KEEPER, store_lock
+from infrastructure.credentials import Credentials
 from infrastructure.sweeper import Sweeper
 from infrastructure.udp_workers import UdpWorkers
 from projections.notifier.feed import NotifierFeed
@@ -89,6 +90,7 @@ class Gateway:
     feed: NotifierFeed | None = None
     lag: ViewLag = field(default_factory=ViewLag)  # of the usrloc view, for readiness
     endpoint: OperatorEndpoint | None = None  # /metrics and /health, with [metrics] listen
+    credentials: Credentials | None = None  # [auth]: kept fresh while serving
     leading: bool = False  # this node holds the keeper lock
     monotonic: Callable[[], float] = time.monotonic
     loop: asyncio.AbstractEventLoop | None = None  # serve's, once started
@@ -125,6 +127,8 @@ class Gateway:
             jobs.append(("leader", self._lead))
         if self.service.settings.store.retain_days:
             jobs.append(("retention", self._retain))
+        if self.credentials is not None:
+            jobs.append(("credentials", self.credentials.keep_fresh))
         loop = asyncio.get_running_loop()
         for name, job in jobs:
             self.tasks.append(loop.create_task(job(), name=name))

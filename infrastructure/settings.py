@@ -66,6 +66,16 @@ class RegistrarSettings:
 @dataclass(frozen=True)
 class SecuritySettings:
     trusted: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    max_rate: int = 0  # requests per second from one untrusted source address; 0: no limit
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Digest authentication of REGISTER and of untrusted SUBSCRIBEs; off without a realm."""
+
+    realm: str | None = None  # "example.com" turns it on
+    credentials: str | None = None  # an htdigest file's path, or a postgresql:// URL
+    nonce_lifetime: int = 300  # seconds a challenge's nonce may be used
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,7 @@ class Settings:
     notify: NotifySettings = NotifySettings()
     registrar: RegistrarSettings = RegistrarSettings()
     security: SecuritySettings = SecuritySettings()
+    auth: AuthSettings = AuthSettings()
     listen: ListenSettings = ListenSettings()
     store: StoreSettings = StoreSettings()
     node: NodeSettings = field(default_factory=NodeSettings)
@@ -160,6 +171,7 @@ _SECTION_CLASSES = {
     "notify": NotifySettings,
     "registrar": RegistrarSettings,
     "security": SecuritySettings,
+    "auth": AuthSettings,
     "listen": ListenSettings,
     "store": StoreSettings,
     "node": NodeSettings,
@@ -309,6 +321,9 @@ def problems_of(settings: Settings) -> list[str]:
     for network in settings.security.trusted:
         if not _is_network(network):
             say(f"[security] trusted: {network!r} is not a network")
+    if settings.security.max_rate < 0:
+        say("[security] max_rate must not be negative (0: no limit)")
+    problems.extend(_auth_problems(settings.auth))
     parsed: dict[str, Any] = {}
     for label, uri in (
         ("[reginfo] outbound_proxy", settings.reginfo.outbound_proxy),
@@ -390,6 +405,24 @@ def problems_of(settings: Settings) -> list[str]:
     return problems
 
 
+def _auth_problems(auth: AuthSettings) -> list[str]:
+    """The [auth] keys' own problems; whether the credentials can be read is checked
+    when serve or `config check` loads them (infrastructure/credentials.py)."""
+    problems = []
+    if auth.realm is not None and _REALM.fullmatch(auth.realm) is None:
+        problems.append(f"[auth] realm {auth.realm!r} must be printable, without quotes "
+                        "or backslashes")
+    if auth.realm and not auth.credentials:
+        problems.append("[auth] realm needs [auth] credentials (an htdigest file or a "
+                        "postgresql:// URL)")
+    if auth.credentials and not auth.realm:
+        problems.append("[auth] credentials needs [auth] realm (the realm of the HA1s)")
+    if auth.nonce_lifetime <= 0:
+        problems.append("[auth] nonce_lifetime must be positive (seconds)")
+    return problems
+
+
+_REALM = re.compile(r'[^"\\\x00-\x1f\x7f]{1,253}')
 _HOSTNAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+"
                        r"|\[[0-9A-Fa-f:.]+\]")
 

@@ -27,9 +27,11 @@ import socket
 import sys
 import time
 
+from infrastructure.authentication import digest_guard
 from infrastructure.clock import SystemClock
+from infrastructure.credentials import open_credentials
 from infrastructure.event_loop import loop_factory
-from infrastructure.gateway_policy import gateway_policy
+from infrastructure.gateway_policy import gateway_policy, source_limits
 from infrastructure.log_setup import FORMATS, configure_logging
 from infrastructure.process_link import Message, ProcessLink
 from infrastructure.remote_port import ERROR, RESULT, RemotePort
@@ -78,15 +80,20 @@ class UdpWorker:
         configured = await _first(self._configured, self._stop)
         if configured is None:
             return  # serve went away before it told us anything
-        settings, addresses = configured
+        settings, addresses, secret = configured
         self.port.dialogs = settings.reginfo.server_address is not None
+        credentials = open_credentials(settings) if secret is not None else None
+        guard = digest_guard(settings, secret, credentials) if credentials is not None else None
         handler = RequestHandler(self.port, gateway_policy(settings), SystemClock().now,
-                                 notifies=self.port)
+                                 notifies=self.port, guard=guard,
+                                 nonces=self.port if guard is not None else None)
         core = SipCore(handler, ServerTransactionLayer(), time.monotonic,
-                       client=_ResponsesToServe(self.link), tallies=handler.tallies)
+                       client=_ResponsesToServe(self.link), tallies=handler.tallies,
+                       limits=source_limits(settings, share=settings.listen.udp_workers))
         datagrams = [await open_datagrams(core, host, port, settings.listen.udp_receive_buffer,
                                           first=False) for host, port in addresses]
         timers = loop.create_task(self._tick(core))
+        fresh = loop.create_task(credentials.keep_fresh()) if credentials is not None else None
         gc.collect()
         gc.freeze()  # what startup built is out of the collector's sight (as in serve)
         self.link.send((READY, os.getpid()))
@@ -98,6 +105,8 @@ class UdpWorker:
         for transport in datagrams:
             transport.close()
         timers.cancel()
+        if fresh is not None:
+            fresh.cancel()
         if not self.link.closed:
             self.link.send((TALLIES, core.tallies.snapshot()))  # the last word
         self.link.close()
@@ -111,7 +120,7 @@ class UdpWorker:
             self.port.on_error(*message[1:])
         elif kind == SETTINGS:
             if not self._configured.done():
-                self._configured.set_result((message[1], message[2]))
+                self._configured.set_result(tuple(message[1:4]))
         elif kind == STOP:
             self._stop.set()
 
@@ -130,7 +139,8 @@ class UdpWorker:
                 told = counted
 
 
-async def _first(future: asyncio.Future, stop: asyncio.Event) -> tuple[Settings, list] | None:
+async def _first(future: asyncio.Future, stop: asyncio.Event) -> tuple[Settings, list,
+                                                                       bytes | None] | None:
     """The settings, or None if the link closes first."""
     stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait([future, stopped], return_when=asyncio.FIRST_COMPLETED)

@@ -29,7 +29,7 @@ from infrastructure.process_link import LinkClosed, Message, ProcessLink
 from infrastructure.remote_port import CALL, ERROR, RESULT, portable
 from infrastructure.settings import Settings
 from infrastructure.udp_worker import READY, RESPONSE, SETTINGS, STOP, TALLIES
-from sip_gateway.server.handlers import NotifyApplier
+from sip_gateway.server.handlers import NonceAdmitter, NotifyApplier
 from sip_gateway.server.ports import RegistrationPort
 from sip_gateway.tallies import RequestTallies
 from sip_gateway.transport import Address
@@ -54,9 +54,12 @@ class _Worker:
 
 class UdpWorkers:
     def __init__(self, count: int, settings: Settings, port: RegistrationPort,
-                 notifies: NotifyApplier) -> None:
-        self.count, self.settings = count, settings
+                 notifies: NotifyApplier, nonces: NonceAdmitter | None = None,
+                 secret: bytes | None = None) -> None:
+        self.count, self.settings, self.secret = count, settings, secret
         self.methods = {"register": port.register, "notify": notifies.apply}
+        if nonces is not None:  # [auth]: serve counts every process's nonce uses
+            self.methods["admit"] = nonces.admit
         self.workers: dict[int, _Worker] = {}
         self._keepers: list[asyncio.Task] = []
         self._answers: set[asyncio.Task] = set()
@@ -167,7 +170,7 @@ class UdpWorkers:
 
         link = await ProcessLink.open(ours, on_message)
         worker = _Worker(index, process, link)
-        link.send((SETTINGS, self.settings, self._addresses))
+        link.send((SETTINGS, self.settings, self._addresses, self.secret))
         return worker
 
     def _on_message(self, worker: _Worker, message: Message) -> None:

@@ -64,6 +64,22 @@ class Forbidden(PeerError):
     sip_status = 403
 
 
+class Unauthorized(PeerError):
+    """A request without acceptable digest credentials (401, RFC 3261 22.1): answered with
+    a fresh challenge; `stale`: the credentials were right but their nonce is not usable
+    any more (RFC 7616 3.3), `user`: whom the challenge is for (its algorithms)."""
+
+    sip_status = 401
+
+    def __init__(self, reason: str, stale: bool = False, user: str | None = None) -> None:
+        super().__init__(reason)
+        self.stale, self.user = stale, user
+
+
+class NonceReused(Unauthorized):
+    """A (nonce, nc) already used by another request: a replay (RFC 7616 5.4), 401."""
+
+
 class IntervalTooBrief(PeerError):
     """A binding lifetime below our minimum (423, RFC 3261 10.3 step 7); sent as Min-Expires."""
 
@@ -87,7 +103,8 @@ class MethodNotAllowed(PeerError):
 class ServiceUnavailable(PeerError):
     """We cannot serve the request now (503, RFC 3261 21.5.4); `retry_after` in seconds;
     `cause` names why for the metrics: "store_down", "overload", "contention",
-    "shutting_down", "serve_away", "not_ready" (an OPTIONS probe)."""
+    "shutting_down", "serve_away", "not_ready" (an OPTIONS probe), "rate_limit" (a
+    source over `[security] max_rate`)."""
 
     sip_status = 503
 

@@ -85,16 +85,18 @@ def _bound(value: float) -> str:
 
 class RequestTallies:
     """What the server side counts: requests answered (method, status) and how long they
-    took (method); 503s by cause; NOTIFY results (reginfo_handle_notify's 1, 2, -1),
-    NOTIFYs refused by reason, and version gaps found in our own dialogs."""
+    took (method); 503s by cause; requests dropped unanswered by reason; NOTIFY results
+    (reginfo_handle_notify's 1, 2, -1), NOTIFYs refused by reason, and version gaps found
+    in our own dialogs."""
 
-    __slots__ = ("answered", "latency", "unavailable", "notify_results", "notify_refused",
-                 "version_gaps")
+    __slots__ = ("answered", "latency", "unavailable", "dropped", "notify_results",
+                 "notify_refused", "version_gaps")
 
     def __init__(self) -> None:
         self.answered = Tally()
         self.latency = Histogram()
         self.unavailable = Tally()
+        self.dropped = Tally()
         self.notify_results = Tally()
         self.notify_refused = Tally()
         self.version_gaps = Tally()

@@ -10,6 +10,7 @@ from importlib import resources
 import click
 
 from infrastructure.bootstrap import proxy_hop
+from infrastructure.credentials import open_credentials
 from infrastructure.settings import SettingsError, load_settings
 
 
@@ -37,6 +38,7 @@ def check(file: str | None) -> None:
     try:
         settings = load_settings(file, os.environ)
         proxy_hop(settings.reginfo.outbound_proxy, settings.listen)
+        open_credentials(settings)  # [auth] credentials: readable, every line well formed
     except SettingsError as error:
         for problem in error.problems:
             click.echo(f"{file or 'settings'}: {problem}", err=True)

@@ -6,7 +6,9 @@ applied again), hand new requests to the handler in a task of their own, and sen
 response back the way RFC 3261 18.2.2 / RFC 3581 say. INVITE is refused statelessly
 (405) and ACK dropped: this server holds no INVITE state. A message that does not parse
 is answered 400 when enough of it survives to address a response, else dropped. Nothing
-a peer sends can raise out of here.
+a peer sends can raise out of here. With per-source limits (`[security] max_rate`), a
+request datagram is counted against its source before it is parsed: beyond the rate it
+is answered 503 with Retry-After, beyond twice the rate dropped (source_limits.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from domain import PuaReginfoError
 from sip_gateway.errors import MethodNotAllowed, PeerError, ServiceUnavailable
 from sip_gateway import trace
 from sip_gateway.server.handlers import RequestHandler, to_uri
+from sip_gateway.server.source_limits import SourceLimits, Verdict
 from sip_gateway.server.responses import response_for_error
 from sip_gateway.sip.routing import response_destination, stamp_via
 from sip_gateway.sip import (
@@ -41,6 +44,7 @@ INTERNAL_ERROR = "internal error; the server log has the details"  # no internal
 _SALVAGE_LINE = re.compile(r"^([A-Za-z-]+)[ \t]*:[ \t]*(.*?)\s*$")
 _COMPACT = {"v": "Via", "f": "From", "t": "To", "i": "Call-ID"}
 _DIALOG_HEADERS = ("via", "from", "to", "call-id", "cseq")
+RATE_RETRY_AFTER = 1  # seconds a source over its rate is asked to wait
 
 
 class ClientSide(Protocol):
@@ -56,8 +60,9 @@ class SipCore:
 
     def __init__(self, handler: RequestHandler, transactions: ServerTransactionLayer,
                  clock: Callable[[], float], client: ClientSide | None = None,
-                 tallies: RequestTallies | None = None):
+                 tallies: RequestTallies | None = None, limits: SourceLimits | None = None):
         self.handler, self.transactions, self.clock = handler, transactions, clock
+        self.limits = limits
         self.client = client
         self.tallies = tallies or RequestTallies()  # usually the handler's, counted on
         self.tasks: set[asyncio.Task] = set()
@@ -69,14 +74,22 @@ class SipCore:
         if trace.tracing():
             trace.received(data, arrival.transport, arrival.source)
             send = trace.traced(send, arrival.transport)
+        verdict = None
+        if self.limits is not None and not data.startswith(b"SIP/"):  # requests only
+            verdict = self.limits.check(arrival.source[0], self.clock())
+            if verdict is Verdict.DROP:
+                self.tallies.dropped.add("rate_limit")
+                return
         try:
             message = parse_message(data)
         except PeerError as error:
             self.answer_unparsable(data, error, arrival, send)
             return
-        self.receive_message(message, arrival, send, reliable=False)
+        self.receive_message(message, arrival, send, reliable=False, verdict=verdict)
 
-    def receive_message(self, message, arrival: Arrival, send: Send, *, reliable: bool) -> None:
+    def receive_message(self, message, arrival: Arrival, send: Send, *, reliable: bool,
+                        verdict: Verdict | None = None) -> None:
+        """`verdict`: the source limits' word on this request, if they had it already."""
         if reliable and trace.tracing():  # a datagram was traced as it came
             trace.received(message.serialize(), arrival.transport, arrival.source)
             send = trace.traced(send, arrival.transport)
@@ -84,8 +97,13 @@ class SipCore:
             if self.client is not None:
                 self.client.on_response(message)  # our PUBLISH and SUBSCRIBE transactions
             return
+        if verdict is None and self.limits is not None:
+            verdict = self.limits.check(arrival.source[0], self.clock())
+        if verdict is Verdict.DROP:
+            self.tallies.dropped.add("rate_limit")
+            return
         try:
-            self._receive_request(message, arrival, send, reliable)
+            self._receive_request(message, arrival, send, reliable, verdict is Verdict.REFUSE)
         except PuaReginfoError as error:
             log.info("dropped request from %s: %s", _peer(arrival), error)
 
@@ -105,13 +123,19 @@ class SipCore:
     # Internals -----------------------------------------------------------------------
 
     def _receive_request(self, request: SipRequest, arrival: Arrival, send: Send,
-                         reliable: bool) -> None:
+                         reliable: bool, limited: bool = False) -> None:
         if not request.headers.get("Via"):
             return
         top = stamp_via(request.top_via, arrival.source)
         destination = response_destination(top) if not reliable else arrival.source
         stamped = _with_top_via(request, top)
         if request.method == "ACK":
+            return
+        if limited:
+            error = ServiceUnavailable(f"more than {self.limits.rate:g} requests a second from "
+                                       f"{arrival.source[0]}", retry_after=RATE_RETRY_AFTER,
+                                       cause="rate_limit")
+            self._refuse(stamped, error, send, destination)
             return
         if request.method == "INVITE" or not self.accepting:
             error = (MethodNotAllowed("INVITE is not served here", self.handler.allowed)

@@ -4,6 +4,12 @@ the reg event package (RFC 6665 4.2.1, RFC 3680 5), OPTIONS.
 Each handler takes a request whose top Via is already stamped, talks to the application
 only through the RegistrationPort, and returns the response plus the AoR to log. Every
 response that reports a change is produced after the port returned, i.e. after commit.
+
+With a DigestGuard (`[auth] realm`), every REGISTER authenticates, from any source (the
+trusted networks no longer limit REGISTER: credentials do), and its user must own the
+AoR (403); a SUBSCRIBE from outside the trusted networks (watch_own) too. NOTIFY stays
+limited to the trusted networks. A nonce's use is admitted by the nonce counts before
+anything changes (a replay gets 401).
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from domain import PuaReginfoError
+from sip_gateway.auth import DigestGuard, NonceUse
 from sip_gateway.errors import (
     Forbidden,
     MethodNotAllowed,
     PeerError,
     ServiceUnavailable,
+    Unauthorized,
     UnknownSubscription,
 )
 from domain.notify_rfc import NotifyResult
@@ -57,6 +65,13 @@ class WatchPort(Protocol):
         UnknownWatcher (481) for a refresh of a dialog that has no subscription."""
 
 
+class NonceAdmitter(Protocol):
+    """The nonce counts of this serve (sip_gateway/auth/nonce_counts.py)."""
+
+    async def admit(self, use: NonceUse) -> None:
+        """Record a nonce's use; raises NonceReused (401) for a replay."""
+
+
 class DialogWatcher(Protocol):
     """Our own SUBSCRIBE dialogs (the subscription keeper), as the NOTIFY handler sees them."""
 
@@ -94,8 +109,10 @@ class RequestHandler:
                  watcher: DialogWatcher | None = None, notifies: NotifyApplier | None = None,
                  watches: WatchPort | None = None,
                  not_ready: Callable[[], str | None] = lambda: None,
-                 tallies: RequestTallies | None = None):
+                 tallies: RequestTallies | None = None, guard: DigestGuard | None = None,
+                 nonces: NonceAdmitter | None = None):
         self.port, self.policy, self.clock, self.watcher = port, policy, clock, watcher
+        self.guard, self.nonces = guard, nonces  # both or neither
         self.tallies = tallies or RequestTallies()
         self.not_ready = not_ready  # why this node cannot take requests now (None: it can)
         self.notifies = notifies or ClaimingApplier(port, watcher)
@@ -111,6 +128,8 @@ class RequestHandler:
                 raise MethodNotAllowed(f"{request.method} is not served here", self.allowed)
             if request.method == "SUBSCRIBE":
                 return await self._subscribe(request, arrival)
+            if request.method == "REGISTER" and self.guard is not None:
+                return await self._register(request, arrival)  # credentials, any source
             if not self.policy.trusted.allows(arrival.source[0]):
                 raise Forbidden(f"{arrival.source[0]} is not a trusted peer")
             if request.method == "REGISTER":
@@ -126,6 +145,8 @@ class RequestHandler:
     async def _register(self, request: SipRequest, arrival: Arrival) -> SipResponse:
         command = read_register(request, self.policy.registrar, source=arrival.source,
                                 transport=arrival.transport, local=arrival.local)
+        if self.guard is not None:
+            await self._authorize(request, command.aor)
         bindings = await self.port.register(command.aor, command.request)
         return register_ok(request, bindings, self.clock(), to_tag=to_tag_for(request))
 
@@ -146,6 +167,8 @@ class RequestHandler:
         Contact and To tag; its NOTIFYs follow from the notifier."""
         ask = read_subscribe(request, self.policy.watching)
         peer = self.policy.access.check(ask.resource, ask.watcher, arrival.source[0])
+        if self.guard is not None and not self.policy.trusted.allows(arrival.source[0]):
+            await self._authorize(request, ask.resource)  # watch_own: its own AoR only
         local_tag = ask.local_tag or to_tag_for(request)
         await self.watches.watch(ask, local_tag, arrival, peer)
         host, port = arrival.local
@@ -153,6 +176,14 @@ class RequestHandler:
         contact = f"<sip:reginfo@{where}:{port};transport={arrival.transport}>"
         return make_response(request, 200, to_tag=local_tag, headers=[
             ("Expires", str(ask.expires)), ("Contact", contact)])
+
+    async def _authorize(self, request: SipRequest, aor: str) -> None:
+        """RFC 3261 10.3 steps 3-4: the credentials' user, owner of `aor`, and a nonce
+        use not seen before; raises Unauthorized (401), Forbidden (403) or 400."""
+        identity = self.guard.authenticate(request, self.clock())
+        if not self.guard.owns(identity.username, aor):
+            raise Forbidden(f"user {identity.username} may not act on {aor}")
+        await self.nonces.admit(identity.use)
 
     def _options(self, request: SipRequest) -> SipResponse:
         """200 with what we serve; 503 while requests would get 503 (the event store is
@@ -165,6 +196,10 @@ class RequestHandler:
             ("Allow", ", ".join(self.allowed)), ("Accept", REGINFO), ("Allow-Events", "reg")])
 
     def _error(self, request: SipRequest, error: PuaReginfoError) -> SipResponse:
+        if isinstance(error, Unauthorized) and self.guard is not None:
+            challenge = self.guard.challenge(error, request, self.clock())
+            return make_response(request, 401, headers=[*challenge,
+                                                        ("Warning", warning(str(error)))])
         if isinstance(error, PeerError):
             return response_for_error(request, error)
         return make_response(request, error.sip_status,
