@@ -1,6 +1,7 @@
 """In-memory aggregates for the targets that reach the domain (the wiring of
-tests/unit/test_notify_appliers.py): AoRs made on first use, and the check that a refused
-command left none of its changes behind."""
+tests/unit/test_notify_appliers.py): AoRs made on first use, the check that a refused
+command left none of its changes behind, and the check that an aggregate's events
+replay to the state it holds (what a restart or another node would read)."""
 
 from __future__ import annotations
 
@@ -19,18 +20,29 @@ class Aors:
 
     def __init__(self, *registered: str) -> None:
         self.aors: dict = {}
+        self.committed: dict = {}  # aggregate id -> its events already "saved"
         for aor in registered:
             aggregate = self.load(normalize_aor(aor))
             aggregate.register(RegisterRequest(
                 callid=f"{aor}-fuzz", cseq=1,
                 contacts=(ContactUpdate("sip:fuzz@127.0.0.1:5999", 3600),)), NODE, T0 - 60)
-            aggregate.collect_events()
+            self.committed[aggregate.id] = aggregate.collect_events()
 
     def load(self, identity: AorIdentity) -> AddressOfRecord:
         if identity.id not in self.aors:
             self.aors[identity.id] = AddressOfRecord.initialize(identity, "fuzz", NODE,
                                                                 "fuzz", T0 - 60)
         return self.aors[identity.id]
+
+    def replayed(self) -> bool:
+        """Whether every aggregate's events, replayed, give its state and bindings."""
+        for aggregate in self.aors.values():
+            replayed = None
+            for event in [*self.committed.get(aggregate.id, ()), *aggregate.pending_events]:
+                replayed = event.mutate(replayed)
+            if (replayed.state, replayed.bindings) != (aggregate.state, aggregate.bindings):
+                return False
+        return True
 
     def unchanged(self) -> bool:
         """Whether no aggregate recorded more than its own creation since committed."""

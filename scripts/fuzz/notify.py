@@ -3,9 +3,9 @@
 domain/notify_kamailio.py) to in-memory aggregates.
 
 Property: reading raises nothing but a PeerError, applying nothing but a DomainError,
-and a refused document changes nothing; the result is one of reginfo_handle_notify's
-codes, and the answer the gateway sends for it (200, or 400 with the reason) parses
-again. The AoRs of the captured NOTIFYs start with a local binding, so that merges,
+and a refused document changes nothing; the events recorded replay to the aggregates'
+state; the result is one of reginfo_handle_notify's codes, and the answer the gateway
+sends for it (200, or 400 with the reason) parses again. The AoRs of the captured NOTIFYs start with a local binding, so that merges,
 removals and the routing data they must keep are reached.
 """
 
@@ -61,6 +61,7 @@ def check(data: bytes) -> None:
             refusal(request, error)
             continue
         assert result.code in (1, 2, -1), result
+        assert aors.replayed(), "the events do not replay to the aggregates' state"
         if result.code == -1:
             reparsed(make_response(request, 400, headers=[("Warning", warning(result.reason or ""))]))
         else:

@@ -3,8 +3,9 @@ the domain's registration (domain/address_of_record.py) and the 200 OK built fro
 
 Property: read_register raises nothing but a PeerError, AddressOfRecord.register nothing
 but a DomainError, and a refused REGISTER changes nothing and is answered with its status;
-an accepted one is answered 200 with one Contact per live binding, each with its
-remaining expires, in a response that parses again. The AoR starts with a binding, so
+an accepted one records events that replay to the AoR's new state, and is answered 200
+with one Contact per live binding, each with its remaining expires, in a response that
+parses again. The AoR starts with a binding, so
 refreshes, removals and out-of-order CSeqs are reached too.
 """
 
@@ -50,6 +51,7 @@ def check(data: bytes) -> None:
             assert aors.unchanged(), f"refused ({error}) but changed"
             refusal(request, error)
             return
+    assert aors.replayed(), "the events do not replay to the aggregate's state"
     bindings = aggregate.live_bindings(T0)
     response = reparsed(register_ok(request, bindings, T0, to_tag=to_tag_for(request)))
     contacts = response.headers.get_all("Contact")
