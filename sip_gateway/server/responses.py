@@ -4,8 +4,8 @@ A response carries every Via of the request in order and with the values as rece
 the From, the To (with our tag added when it had none and the response is not a 100),
 the Call-ID and the CSeq (8.2.6.2). An error is answered with the status it carries and
 the standard reason phrase; its text goes into a `Warning: 399` (20.43), with the header
-each status needs alongside: Min-Expires for 423, Allow for 405, Allow-Events for 489, Unsupported for 420,
-Accept for 415, and Retry-After when the error gives one.
+each status needs alongside: Min-Expires for 423, Allow for 405, Allow-Events for 489,
+Accept for 415, Unsupported for 420, and Retry-After when the error gives one.
 """
 
 from __future__ import annotations

@@ -291,7 +291,8 @@ def _check_request_uri(uri: str) -> None:
     if _REQUEST_URI.fullmatch(uri) is None:
         raise MalformedMessage(f"Request-URI is not an absolute URI: {show(uri)}")
     scheme, _, rest = uri.partition(":")
-    if scheme.lower() in ("sip", "sips") and "?" in rest.partition("@")[2]:
+    hostport = rest.partition("@")[2] if "@" in rest else rest  # a user part may hold '?'
+    if scheme.lower() in ("sip", "sips") and "?" in hostport:
         raise MalformedMessage(f"headers in a SIP Request-URI: {show(uri)}")
 
 
