@@ -166,10 +166,12 @@ def _parse_params(text: str, whole: str) -> Params:
 
 
 def _parse_sip(scheme: str, rest: str, whole: str) -> SipUri:
-    rest, _, headers = rest.partition("?")
+    # The user part may hold '?' and ';' (user-unreserved, RFC 3261 25.1; RFC 4475
+    # 3.1.1.2), headers may not hold '@': the first '@' ends the userinfo.
     userinfo, at, hostpart = rest.partition("@")
     if not at:
         userinfo, hostpart = "", rest
+    hostpart, _, headers = hostpart.partition("?")
     user = password = None
     if at:
         user, colon, pw = userinfo.partition(":")

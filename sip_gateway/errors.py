@@ -58,6 +58,23 @@ class VersionNotSupported(MalformedMessage):
     sip_status = 505
 
 
+class UnsupportedUriScheme(PeerError):
+    """A Request-URI scheme this server does not serve (416, RFC 3261 8.2.2.1)."""
+
+    sip_status = 416
+
+
+class BadExtension(PeerError):
+    """A Require header naming extensions we lack (420, RFC 3261 8.2.2.3); `unsupported`
+    goes in Unsupported."""
+
+    sip_status = 420
+
+    def __init__(self, unsupported: tuple[str, ...]) -> None:
+        super().__init__(f"extensions not supported: {', '.join(unsupported)}")
+        self.unsupported = tuple(unsupported)
+
+
 class Forbidden(PeerError):
     """A request for a domain this registrar is not responsible for (403, RFC 3261 10.3)."""
 

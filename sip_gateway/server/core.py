@@ -124,17 +124,24 @@ class SipCore:
 
     def _receive_request(self, request: SipRequest, arrival: Arrival, send: Send,
                          reliable: bool, limited: bool = False) -> None:
-        if not request.headers.get("Via"):
+        if not request.headers.get("Via") or request.method == "ACK":
             return
-        top = stamp_via(request.top_via, arrival.source)
+        try:
+            top = stamp_via(request.top_via, arrival.source)
+        except PeerError as error:  # RFC 4475 3.1.2.1: answered where it came from
+            self._refuse(request, error, send, arrival.source)
+            return
         destination = response_destination(top) if not reliable else arrival.source
         stamped = _with_top_via(request, top)
-        if request.method == "ACK":
-            return
         if limited:
             error = ServiceUnavailable(f"more than {self.limits.rate:g} requests a second from "
                                        f"{arrival.source[0]}", retry_after=RATE_RETRY_AFTER,
                                        cause="rate_limit")
+            self._refuse(stamped, error, send, destination)
+            return
+        try:  # every answer copies them (RFC 3261 8.2.6.2; RFC 4475 3.1.2.6)
+            request.from_addr, request.to_addr
+        except PeerError as error:
             self._refuse(stamped, error, send, destination)
             return
         if request.method == "INVITE" or not self.accepting:
@@ -205,7 +212,8 @@ class SipCore:
             self.tallies.unavailable.add(error.cause)
 
     def answer_unparsable(self, data: bytes, error: PeerError, arrival: Arrival, send: Send) -> None:
-        """Answer an unparsable request 400 (or its status) if its dialog headers survive."""
+        """Answer an unparsable request 400 (or its status) if its Via survives; the other
+        dialog headers are copied when they do too (RFC 4475 3.3.1)."""
         try:
             request = _salvaged_request(data)
             if request is None:
@@ -249,8 +257,10 @@ def _salvaged_request(data: bytes) -> SipRequest | None:
     lines = head.decode("utf-8", "replace").splitlines()
     if not lines:
         return None
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("SIP/") or not parts[0].isalpha():
+    parts = lines[0].rstrip(" ").split(" ")  # RFC 4475 3.1.2.8: spaces in the Request-URI
+    if len(parts) < 3 or not parts[-1].startswith("SIP/") or not parts[0].isalpha():
+        return None
+    if parts[0].upper() == "ACK":  # never answered (RFC 3261 17.2.1)
         return None
     found: list[tuple[str, str]] = []
     for line in lines[1:]:
@@ -259,9 +269,8 @@ def _salvaged_request(data: bytes) -> SipRequest | None:
             name = _COMPACT.get(match.group(1).lower(), match.group(1))
             if name.lower() in _DIALOG_HEADERS:
                 found.append((name, match.group(2)))
-    names = {name.lower() for name, _ in found}
-    if not set(_DIALOG_HEADERS) <= names:
-        return None
+    if "via" not in {name.lower() for name, _ in found}:
+        return None  # nowhere to answer; the other dialog headers are copied when there
     return SipRequest(parts[0].upper(), "sip:invalid", "SIP/2.0", Headers(found))
 
 

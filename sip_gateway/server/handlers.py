@@ -21,12 +21,14 @@ from typing import Protocol
 from domain import PuaReginfoError
 from sip_gateway.auth import DigestGuard, NonceUse
 from sip_gateway.errors import (
+    BadExtension,
     Forbidden,
     MethodNotAllowed,
     PeerError,
     ServiceUnavailable,
     Unauthorized,
     UnknownSubscription,
+    UnsupportedUriScheme,
 )
 from domain.notify_rfc import NotifyResult
 from sip_gateway.server.notify_modes import NotifyIntake, NotifyMode
@@ -44,6 +46,8 @@ from sip_gateway.transport import Arrival
 ALLOWED = ("REGISTER", "NOTIFY", "OPTIONS")
 WATCHING = ("REGISTER", "SUBSCRIBE", "NOTIFY", "OPTIONS")  # with the notifier role on
 NOT_READY_RETRY_AFTER = 5  # seconds, as for a REGISTER while the store is away
+SCHEMES = ("sip", "sips", "tel")  # Request-URI schemes served (RFC 3261 8.2.2.1)
+EXTENSIONS = ("path",)  # option tags a Require may name (RFC 3327; RFC 3261 8.2.2.3)
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class RequestHandler:
     async def handle(self, request: SipRequest, arrival: Arrival) -> SipResponse:
         """The response to `request`."""
         try:
+            _check_uas_headers(request)
             if request.method == "OPTIONS":
                 return self._options(request)
             if request.method not in self.allowed:
@@ -204,6 +209,18 @@ class RequestHandler:
             return response_for_error(request, error)
         return make_response(request, error.sip_status,
                              headers=[("Warning", warning(str(error)))])
+
+
+def _check_uas_headers(request: SipRequest) -> None:
+    """RFC 3261 8.2.2: a Request-URI scheme we serve (else 416) and no Require of an
+    extension we lack (else 420 with Unsupported)."""
+    scheme = request.uri.partition(":")[0].lower()
+    if scheme not in SCHEMES:
+        raise UnsupportedUriScheme(f"Request-URI scheme {scheme!r} is not served here")
+    unsupported = tuple(tag for tag in request.headers.get_all("Require")
+                        if tag.lower() not in EXTENSIONS)
+    if unsupported:
+        raise BadExtension(unsupported)
 
 
 def _snake(name: str) -> str:

@@ -5,7 +5,7 @@ the From, the To (with our tag added when it had none and the response is not a 
 the Call-ID and the CSeq (8.2.6.2). An error is answered with the status it carries and
 the standard reason phrase; its text goes into a `Warning: 399` (20.43), with the header
 each status needs alongside: Min-Expires for 423, Allow for 405, Allow-Events for 489,
-Accept for 415, and Retry-After when the error gives one.
+Accept for 415, Unsupported for 420, and Retry-After when the error gives one.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from sip_gateway.errors import (
     BadEvent,
+    BadExtension,
     IntervalTooBrief,
     MalformedMessage,
     MethodNotAllowed,
@@ -39,6 +40,7 @@ REASON_PHRASES = {
     404: "Not Found",
     405: "Method Not Allowed",
     415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
     420: "Bad Extension",
     423: "Interval Too Brief",
     481: "Call/Transaction Does Not Exist",
@@ -113,6 +115,8 @@ def response_for_error(request: SipRequest, error: PeerError,
         extra.append(("Allow", ", ".join(error.allow)))
     if isinstance(error, BadEvent):
         extra.append(("Allow-Events", "reg"))
+    if isinstance(error, BadExtension):
+        extra.append(("Unsupported", ", ".join(error.unsupported)))
     if isinstance(error, UnsupportedMediaType):
         extra.append(("Accept", REGINFO))
     retry_after = getattr(error, "retry_after", None)

@@ -33,8 +33,13 @@ _SINGLE_KEYS = tuple((name, name.lower()) for name in SINGLE_HEADERS)
 _EMPTY_LINE = re.compile(rb"\n\r?\n")  # from the last line's LF, so that the search is fast
 _LEADING_NEWLINES = re.compile(rb"(?:\r?\n)*")
 _BAD_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_QUOTED_PAIRS = re.compile(r"\\[^\r\n]")  # a quoted-pair may quote a control (RFC 3261 25.1)
 _NAME = re.compile(f"[{TOKEN_CHARS}]+")
-_REQUEST_LINE = re.compile(rf"([{TOKEN_CHARS}]+) +(\S+) +([Ss][Ii][Pp]/\S+)")
+# Request-Line = Method SP Request-URI SP SIP-Version; extra SPs between and after the
+# elements are tolerated (RFC 4475 3.1.2.9, 3.1.2.10 allow either).
+_REQUEST_LINE = re.compile(rf"([{TOKEN_CHARS}]+) +(\S+) +([Ss][Ii][Pp]/\S+) *")
+# An absolute URI (RFC 3261 25.1, RFC 3986 3.1) without the brackets of a name-addr.
+_REQUEST_URI = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*:[^<>"]+')
 _STATUS_LINE = re.compile(r"([Ss][Ii][Pp]/\S+) +([0-9]{3})(?: (.*))?")
 _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+")
 _BAD_START_TEXT = re.compile(r"[\x00-\x1f\x7f]")
@@ -240,6 +245,8 @@ def parse_head(data: bytes, *, max_body_bytes: int = MAX_BODY_BYTES) -> Head:
         raise MalformedMessage(f"header section is not UTF-8 (byte {error.start})") from None
     text = text.replace("\r\n", "\n")
     bad = _BAD_CHAR.search(text)
+    if bad is not None:  # outside a quoted-pair (RFC 4475 3.1.1.2 quotes NUL, BEL, DEL)
+        bad = _BAD_CHAR.search(_QUOTED_PAIRS.sub("", text))
     if bad is not None or "\r" in text:
         char = "\r" if bad is None else bad[0]
         raise MalformedMessage(f"control character {char!r} in the header section")
@@ -274,7 +281,19 @@ def _start_line(line: str) -> tuple[tuple[str, str, str], bool]:
     match = _REQUEST_LINE.fullmatch(line)
     if match is None:
         raise MalformedMessage(f"bad request line: {show(line)}")
+    _check_request_uri(match[2])
     return (match[1], match[2], _version(match[3])), True
+
+
+def _check_request_uri(uri: str) -> None:
+    """An absolute URI, not in <> (RFC 4475 3.1.2.7); a SIP or SIPS URI without headers,
+    which RFC 3261 19.1.1 does not allow in a Request-URI (RFC 4475 3.1.2.11)."""
+    if _REQUEST_URI.fullmatch(uri) is None:
+        raise MalformedMessage(f"Request-URI is not an absolute URI: {show(uri)}")
+    scheme, _, rest = uri.partition(":")
+    hostport = rest.partition("@")[2] if "@" in rest else rest  # a user part may hold '?'
+    if scheme.lower() in ("sip", "sips") and "?" in hostport:
+        raise MalformedMessage(f"headers in a SIP Request-URI: {show(uri)}")
 
 
 def _version(text: str) -> str:

@@ -80,3 +80,34 @@ def test_the_top_via_is_stamped_and_written_as_we_write_it_whatever_came():
     stamped = "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-v3;rport=5999;received=10.0.0.1"
     assert _top_via_answered(b"SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-v3;rport",
                              ("10.0.0.1", 5999)) == (stamped, [stamped])
+
+
+def _answers(data: bytes, source: tuple[str, int]) -> list[tuple[bytes, tuple[str, int]]]:
+    core = SipCore(EchoHandler(), ServerTransactionLayer(), lambda: 0.0)
+    sent: list[tuple[bytes, tuple[str, int]]] = []
+
+    async def serve() -> None:
+        core.receive_datagram(data, Arrival(source, "udp", ("127.0.0.1", 5060)),
+                              lambda wire, destination: sent.append((wire, destination)))
+        await core.drain()
+
+    asyncio.run(serve())
+    return sent
+
+
+def test_an_unreadable_top_via_is_answered_400_where_the_request_came_from():
+    bad_via = REGISTER.replace(b"branch=z9hG4bK-core-1", b";branch=z9hG4bK-core-1;,;")
+    [(wire, destination)] = _answers(bad_via, ("127.0.0.1", 5999))
+    assert parse_message(wire).status == 400 and destination == ("127.0.0.1", 5999)
+    ack = bad_via.replace(b"REGISTER sip", b"ACK sip").replace(b"1 REGISTER", b"1 ACK")
+    assert _answers(ack, ("127.0.0.1", 5999)) == []
+
+
+def test_an_unparsable_request_is_answered_by_its_via_even_without_the_other_headers():
+    broken = (b"OPTIONS sip:example.com SIP/2.0\r\n"
+              b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-core-2\r\nCSeq: 1 OPTIONS\r\n\r\n")
+    [(wire, destination)] = _answers(broken, ("127.0.0.1", 5070))
+    response = parse_message(wire)
+    assert (response.status, response.headers.get("CSeq")) == (400, "1 OPTIONS")
+    assert "To" not in response.headers and destination == ("127.0.0.1", 5070)
+    assert _answers(broken.replace(b"OPTIONS sip", b"ACK sip"), ("127.0.0.1", 5070)) == []

@@ -272,11 +272,26 @@ def test_a_response_needs_only_its_status_line():
     (b"SIP/2.0 200 OK\r\nX: a\rb\r\n\r\n", "control character"),
     (b"SIP/2.0 200 \xff\xfe\r\n\r\n", "not UTF-8"),
     (b"SIP/X 200 OK\r\n\r\n", "bad SIP version"),
+    (b"SIP/2.0 200 OK\r\nX: \\\\\x07\r\n\r\n", "control character"),  # \\ then a bare BEL
+    (b"OPTIONS <sip:a@b> SIP/2.0\r\n\r\n", "not an absolute URI"),
+    (b"OPTIONS a@b SIP/2.0\r\n\r\n", "not an absolute URI"),
+    (b"OPTIONS sip:a@b?Route=x SIP/2.0\r\n\r\n", "headers in a SIP Request-URI"),
+    (b"OPTIONS sips:b.example?Route=x SIP/2.0\r\n\r\n", "headers in a SIP Request-URI"),
 ])
 def test_malformed_messages_are_refused_with_a_one_line_reason(raw, reason):
     with pytest.raises(MalformedMessage, match=reason) as caught:
         parse_message(raw)
     assert "\n" not in str(caught.value)
+
+
+def test_a_quoted_pair_may_quote_a_control_character_and_a_user_part_a_question_mark():
+    """RFC 3261 25.1 quoted-pair and user-unreserved, as RFC 4475 3.1.1.2 uses them."""
+    message = parse_message(b"SIP/2.0 200 OK\r\nTo: \"a\\\x00b\" <sip:x@y>\r\n\r\n")
+    assert message.headers.get("To") == '"a\\\x00b" <sip:x@y>'
+    request = parse_message(b"OPTIONS sip:a?b@c.example;x SIP/2.0  \r\nVia: SIP/2.0/UDP h\r\n"
+                            b"To: <sip:t@h>\r\nFrom: <sip:f@h>;tag=1\r\nCall-ID: c\r\n"
+                            b"CSeq: 1 OPTIONS\r\n\r\n")
+    assert request.uri == "sip:a?b@c.example;x"
 
 
 def test_another_sip_version_is_answered_505():

@@ -18,6 +18,18 @@ def test_a_sip_uri_is_parsed_into_its_parts():
     assert uri.param("TRANSPORT") == "TCP"
 
 
+def test_a_user_part_may_hold_question_marks_and_semicolons():
+    """RFC 3261 25.1 user-unreserved; RFC 4475 3.1.1.2 has such a URI. Headers follow the
+    host, after the first '@'."""
+    uri = parse_uri("sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,"
+                    "weird!*pas$wo~d_too.(doesn't-it)@example.com")
+    assert (uri.user, uri.host) == ("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*",
+                                    "example.com")
+    assert uri.password == "&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"
+    assert parse_uri("sip:user@example.com?Route=%3Csip:p.example.com%3E").headers == (
+        "Route=%3Csip:p.example.com%3E")
+
+
 def test_angle_brackets_are_accepted_and_ipv6_is_canonical():
     uri = parse_uri("<sips:bob@[2001:DB8:0::1]:5061>")
     assert uri.host == "[2001:db8::1]" and uri.port == 5061 and uri.scheme == "sips"
